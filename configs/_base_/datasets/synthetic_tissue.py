@@ -1,0 +1,41 @@
+# Generated H&E-like tissue (mmimb.datasets.SyntheticTissueDataset): no
+# download, no files. Five classes whose frequency and difficulty are set
+# independently (common-easy stroma, common-hard tumor, rare-easy
+# lymphocytes, rare-hard necrosis, medium fat).
+dataset_type = 'SyntheticTissueDataset'
+img_size = 256
+crop_size = (img_size, img_size)
+
+train_pipeline = [
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [dict(type='PackSegInputs')]
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        num_samples=800,
+        img_size=img_size,
+        seed=0,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        num_samples=64,
+        img_size=img_size,
+        seed=1,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice'])
+test_evaluator = val_evaluator

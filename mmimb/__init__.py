@@ -1,0 +1,16 @@
+"""mmimb: class-imbalance learning for MMSegmentation and MMPretrain.
+
+Importing the package registers every component in the registry of the
+library that owns its kind, makes ``mmimb::`` config paths resolvable and
+lets mmengine resume from its own checkpoints under torch >= 2.6.
+"""
+from .utils import allow_mmengine_checkpoints, register_config_scope
+from .version import __version__
+
+register_config_scope()
+allow_mmengine_checkpoints()
+
+from . import (analysis, datasets, engine, evaluation, models,  # noqa: E402,F401
+               registry)
+
+__all__ = ['__version__']

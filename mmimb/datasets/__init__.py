@@ -1,0 +1,3 @@
+from .synthetic_tissue import SyntheticTissueDataset, TissueGenerator
+
+__all__ = ['SyntheticTissueDataset', 'TissueGenerator']

@@ -1,0 +1,107 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share.
+
+The flags and their meaning follow MMSegmentation's and MMPretrain's tools;
+the task (segmentation or classification) is read from the config's
+``default_scope``, or inferred from the model type.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS, init_default_scope
+
+from .config_check import ConfigError, check_config
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, as key=value pairs; lists '
+        'as key="[a,b]" or key=a,b, no white space')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torchrun passes --local-rank to the script.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(path: str, args: argparse.Namespace) -> Config:
+    """Load a config and apply the common flags.
+
+    Raises:
+        ConfigError: If the file does not exist.
+    """
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if not osp.isfile(path):
+        raise ConfigError(f'config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if cfg.launcher != 'none':
+        _use_gloo_without_gpu(cfg)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def _use_gloo_without_gpu(cfg: Config) -> None:
+    import torch
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if not torch.cuda.is_available() and dist_cfg.get('backend',
+                                                      'nccl') == 'nccl':
+        print_log('no GPU: distributed backend nccl replaced by gloo',
+                  logger='current', level=logging.WARNING)
+        dist_cfg['backend'] = 'gloo'
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to mixed precision.
+
+    Raises:
+        ConfigError: Without a GPU (mmengine's ``AmpOptimWrapper`` runs on
+            accelerators only) or with a wrapper other than OptimWrapper.
+    """
+    import torch
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        return
+    if wrapper != 'OptimWrapper':
+        raise ConfigError('--amp needs optim_wrapper.type=OptimWrapper, got '
+                          f'{wrapper!r}')
+    if not torch.cuda.is_available():
+        raise ConfigError('--amp needs a CUDA GPU: mmengine\'s '
+                          'AmpOptimWrapper does not run on the CPU')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def build_runner(cfg: Config, mode: str):
+    """Check the config, then build its runner (``MMImbRunner`` unless the
+    config names another ``runner_type``)."""
+    cfg.default_scope = check_config(cfg, mode)
+    init_default_scope(cfg.default_scope)
+    cfg.setdefault('runner_type', 'MMImbRunner')
+    return RUNNERS.build(cfg)
+
+
+def run_cli(main) -> None:
+    """Run a tool's ``main``, turning config errors into one-line messages
+    and exit status 2."""
+    try:
+        main()
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,10 @@
+from .checkpoint_compat import allow_mmengine_checkpoints
+from .class_freq import (AUTO, load_class_freq, read_class_stats_json,
+                         resolve_auto_class_freq)
+from .config_scope import register_config_scope
+
+__all__ = [
+    'AUTO', 'allow_mmengine_checkpoints', 'load_class_freq',
+    'read_class_stats_json', 'register_config_scope',
+    'resolve_auto_class_freq'
+]
