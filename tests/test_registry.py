@@ -1,0 +1,74 @@
+"""Every component mmimb registers is found and built from a config dict in
+its scope, and no name shadows an upstream one."""
+import mmengine.registry as mmengine_registry
+import mmpretrain.registry as mmpretrain_registry
+import mmseg.registry as mmseg_registry
+import pytest
+from mmengine.registry import init_default_scope
+
+import mmimb  # noqa: F401
+
+SCOPES = {
+    'mmseg': mmseg_registry,
+    'mmpretrain': mmpretrain_registry,
+    'mmengine': mmengine_registry,
+}
+KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
+         'OPTIM_WRAPPER_CONSTRUCTORS', 'VISUALIZERS', 'LOOPS')
+
+# (scope the component is registered in, registry, name) -> build kwargs.
+# Kind-neutral components (scope 'mmengine') are built under both the mmseg
+# and the mmpretrain default scope. None: built from a whole config by the
+# test named in the comment.
+BUILD_CASES = {
+    ('mmseg', 'DATASETS', 'SyntheticTissueDataset'):
+    dict(num_samples=2, img_size=32),
+    # tests/test_train_tools.py builds it from complete configs.
+    ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
+}
+
+
+def registered_by_mmimb():
+    for scope, module in SCOPES.items():
+        for kind in KINDS:
+            registry = getattr(module, kind, None)
+            if registry is None:
+                continue
+            for name, obj in registry.module_dict.items():
+                if obj.__module__.split('.')[0] == 'mmimb':
+                    yield scope, kind, name
+
+
+REGISTERED = sorted(set(registered_by_mmimb()))
+
+
+def test_every_registered_component_has_a_build_case():
+    missing = [key for key in REGISTERED if key not in BUILD_CASES]
+    assert not missing, f'add build cases for {missing}'
+    stale = [key for key in BUILD_CASES if key not in REGISTERED]
+    assert not stale, f'build cases for unregistered names: {stale}'
+
+
+@pytest.mark.parametrize(
+    'key', [k for k in REGISTERED if BUILD_CASES.get(k) is not None],
+    ids='.'.join)
+def test_build_from_config_dict(key):
+    scope, kind, name = key
+    for run_scope in (['mmseg', 'mmpretrain'] if scope == 'mmengine' else
+                      [scope]):
+        init_default_scope(run_scope)
+        registry = getattr(SCOPES[run_scope], kind)
+        obj = registry.build(dict(type=name, **BUILD_CASES[key]))
+        assert type(obj).__name__ == name
+
+
+@pytest.mark.parametrize('key', REGISTERED, ids='.'.join)
+def test_name_does_not_shadow_upstream(key):
+    scope, kind, name = key
+    for other_scope, module in SCOPES.items():
+        registry = getattr(module, kind, None)
+        if other_scope == scope or registry is None:
+            continue
+        obj = registry.module_dict.get(name)
+        assert obj is None or obj.__module__.split('.')[0] == 'mmimb', (
+            f'{name} in {scope}.{kind} clashes with {obj.__module__}')
