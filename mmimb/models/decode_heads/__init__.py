@@ -1,0 +1,3 @@
+from .dfa_head import DFAHead
+
+__all__ = ['DFAHead']
