@@ -5,10 +5,10 @@ additive bias, so ``p_c = log w_c`` scales the attention every pixel pays to
 class c's token by ``w_c`` before renormalisation. All priors here give rare
 (or hard) classes larger values than common (or easy) ones.
 
-Logs of 0 are avoided by a documented clamp: frequencies and Dice scores are
-clamped to ``[PRIOR_EPS, 1 - PRIOR_EPS]`` before the log, which bounds every
-prior by ``gamma * |log PRIOR_EPS|`` (27.6 for gamma 2), a range that fp16
-represents exactly enough.
+Logs of 0 are avoided by a documented clamp: the argument of every log
+(``1 - f``, ``f``, ``1 - Dice``) is clamped to at least ``PRIOR_EPS``, which
+bounds every prior by ``gamma * |log PRIOR_EPS|`` (27.6 for gamma 2), well
+inside the fp16 range.
 """
 import json
 import os.path as osp
@@ -50,7 +50,7 @@ def focal_prior(freq: ArrayLike, gamma: float = 2.0) -> Tensor:
         Tensor: float64, shape (C,).
     """
     freq = _as_unit_interval(freq, 'freq')
-    return gamma * torch.log1p(-freq.clamp(PRIOR_EPS, 1 - PRIOR_EPS))
+    return gamma * torch.log((1 - freq).clamp(min=PRIOR_EPS))
 
 
 def inverse_log_freq_prior(freq: ArrayLike) -> Tensor:
@@ -63,7 +63,7 @@ def inverse_log_freq_prior(freq: ArrayLike) -> Tensor:
         Tensor: float64, shape (C,).
     """
     freq = _as_unit_interval(freq, 'freq')
-    return -torch.log(freq.clamp(PRIOR_EPS, 1 - PRIOR_EPS))
+    return -torch.log(freq.clamp(min=PRIOR_EPS))
 
 
 def difficulty_prior(dice: ArrayLike, gamma: float = 2.0) -> Tensor:
@@ -79,7 +79,7 @@ def difficulty_prior(dice: ArrayLike, gamma: float = 2.0) -> Tensor:
         Tensor: float64, shape (C,).
     """
     dice = _as_unit_interval(dice, 'dice')
-    return gamma * torch.log1p(-dice.clamp(PRIOR_EPS, 1 - PRIOR_EPS))
+    return gamma * torch.log((1 - dice).clamp(min=PRIOR_EPS))
 
 
 def load_class_dice(class_dice: ArrayLike,
