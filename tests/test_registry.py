@@ -25,6 +25,13 @@ BUILD_CASES = {
     dict(num_samples=2, img_size=32),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
+    ('mmseg', 'MODELS', 'SegFocalLoss'): dict(),
+    ('mmseg', 'MODELS', 'SegDiceLoss'): dict(),
+    ('mmseg', 'MODELS', 'DFATransformerDecoderLayer'):
+    dict(embed_dims=16, num_heads=2, num_classes=3, bias_mode='none'),
+    ('mmseg', 'MODELS', 'DFAHead'):
+    dict(in_channels=8, channels=16, num_classes=3, num_heads=2,
+         feedforward_channels=32, class_freq=[0.5, 0.3, 0.2]),
 }
 
 

@@ -1,0 +1,7 @@
+from .seg_dice_loss import SegDiceLoss, soft_dice_loss
+from .seg_focal_loss import SegFocalLoss, softmax_focal_loss, valid_labels
+
+__all__ = [
+    'SegDiceLoss', 'SegFocalLoss', 'soft_dice_loss', 'softmax_focal_loss',
+    'valid_labels'
+]

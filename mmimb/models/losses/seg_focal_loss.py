@@ -1,0 +1,116 @@
+"""Softmax focal loss for dense multi-class prediction, ignoring labels.
+
+mmseg's ``FocalLoss`` fails on the CPU for multi-class input (mmseg issue
+3249); this one is plain PyTorch and averages over non-ignored pixels only.
+"""
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmseg.models.losses.utils import get_class_weight
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+
+def valid_labels(target: Tensor, num_classes: int,
+                 ignore_index: Optional[int]) -> Tensor:
+    """Mask of labelled pixels; refuses labels outside ``[0, C)``.
+
+    Args:
+        target: Labels (B, ...), integer.
+        num_classes: Number of classes C.
+        ignore_index: Label excluded everywhere, or ``None``.
+
+    Returns:
+        Tensor: bool, same shape as ``target``.
+    """
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None \
+        else target != ignore_index
+    bad = valid & ((target < 0) | (target >= num_classes))
+    if bad.any():
+        raise ValueError(
+            f'labels {sorted(set(target[bad].unique().tolist()))} are outside '
+            f'[0, {num_classes}) and are not the ignore_index {ignore_index}')
+    return valid
+
+
+def softmax_focal_loss(logits: Tensor,
+                       target: Tensor,
+                       gamma: float = 2.0,
+                       class_weight: Optional[Tensor] = None,
+                       weight: Optional[Tensor] = None,
+                       ignore_index: Optional[int] = 255,
+                       reduction: str = 'mean') -> Tensor:
+    """Focal loss ``-alpha_t (1 - p_t) ** gamma log p_t`` with ``p_t`` the
+    softmax probability of the true class.
+
+    Args:
+        logits: (B, C, ...) scores.
+        target: (B, ...) labels.
+        gamma: Focusing parameter; 0 gives cross-entropy.
+        class_weight: Optional (C,) weights ``alpha``.
+        weight: Optional per-pixel weights, shape of ``target``.
+        ignore_index: Label whose pixels contribute nothing.
+        reduction: ``'mean'`` (over non-ignored pixels; 0 if there are
+            none), ``'sum'`` or ``'none'``.
+
+    Returns:
+        Tensor: scalar, or per pixel (shape of ``target``) for ``'none'``.
+    """
+    valid = valid_labels(target, logits.shape[1], ignore_index)
+    target = target.where(valid, torch.zeros_like(target)).long()
+    logp_t = F.log_softmax(logits.float(), dim=1).gather(
+        1, target.unsqueeze(1)).squeeze(1)
+    loss = -(1 - logp_t.exp()).pow(gamma) * logp_t
+    if class_weight is not None:
+        loss = loss * class_weight.to(loss)[target]
+    if weight is not None:
+        loss = loss * weight
+    loss = loss * valid
+    if reduction == 'none':
+        return loss
+    if reduction == 'sum':
+        return loss.sum()
+    if reduction == 'mean':
+        return loss.sum() / valid.sum().clamp(min=1)
+    raise ValueError(f"reduction={reduction!r}; expected 'mean', 'sum' or "
+                     "'none'")
+
+
+@MODELS.register_module()
+class SegFocalLoss(nn.Module):
+    """Softmax focal loss for segmentation, correct on the CPU and with
+    ignored pixels (see :func:`softmax_focal_loss`).
+
+    Args:
+        gamma: Focusing parameter.
+        class_weight: Per-class weights (list or file path as in mmseg).
+        loss_weight: Multiplier of the loss.
+        loss_name: Key in the loss dict; must start with ``loss_``.
+    """
+
+    def __init__(self,
+                 gamma: float = 2.0,
+                 class_weight: Optional[Union[Sequence[float], str]] = None,
+                 loss_weight: float = 1.0,
+                 loss_name: str = 'loss_focal'):
+        super().__init__()
+        self.gamma = gamma
+        self.class_weight = get_class_weight(class_weight)
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                weight: Optional[Tensor] = None,
+                ignore_index: Optional[int] = 255,
+                **kwargs) -> Tensor:
+        class_weight = None if self.class_weight is None else \
+            torch.as_tensor(self.class_weight)
+        return self.loss_weight * softmax_focal_loss(
+            pred, target, self.gamma, class_weight, weight, ignore_index)
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
