@@ -37,6 +37,7 @@ BUILD_CASES = {
     ('mmseg', 'MODELS', 'DFAHead'):
     dict(in_channels=8, channels=16, num_classes=3, num_heads=2,
          feedforward_channels=32, class_freq=[0.5, 0.3, 0.2]),
+    ('mmengine', 'HOOKS', 'DFABiasLoggerHook'): dict(),
 }
 
 

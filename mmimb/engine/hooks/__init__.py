@@ -1,0 +1,3 @@
+from .dfa_bias_logger_hook import DFABiasLoggerHook
+
+__all__ = ['DFABiasLoggerHook']
