@@ -55,7 +55,9 @@ class DFAHead(BaseDecodeHead):
             ``lambda * sum(delta ** 2)`` (``loss_dfa_delta``).
         **kwargs: :class:`BaseDecodeHead` arguments (``loss_decode``,
             ``in_index``, ``input_transform``, ``align_corners``,
-            ``dropout_ratio`` applied to the upsampled embedding, ...).
+            ``dropout_ratio`` applied to the upsampled embedding, ...). The
+            default ``loss_decode`` is SAM-Path's focal + Dice
+            (:class:`SegFocalLoss`, :class:`SegDiceLoss`).
 
     Shape:
         ``forward(inputs)`` returns mask logits (B, C, 4h, 4w) for a feature
@@ -84,6 +86,10 @@ class DFAHead(BaseDecodeHead):
                  delta_penalty: float = 0.0,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
+        kwargs.setdefault('loss_decode', [
+            dict(type='SegFocalLoss', loss_weight=1.0),
+            dict(type='SegDiceLoss', loss_weight=1.0)
+        ])
         kwargs.setdefault('init_cfg', None)
         super().__init__(
             in_channels, channels, num_classes=num_classes, **kwargs)
