@@ -1,0 +1,153 @@
+"""Convert an official Segment Anything checkpoint for mmimb's DFA configs.
+
+    python tools/model_converters/sam2mmpretrain.py sam_vit_b_01ec64.pth \
+        checkpoints/sam_vit-b_mmpretrain.pth [--with-decoder]
+
+The image encoder becomes mmpretrain's ``ViTSAM`` under ``backbone.`` (the key
+layout of mmpretrain's own converted SAM weights, so either file works with
+``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
+With ``--with-decoder`` the parts of SAM's mask decoder that DFAHead shares
+(the two-way transformer, its final attention and norm, the mask upscaling
+and the image positional encoding) are written under ``decode_head.``; load
+them with ``model.decode_head.init_cfg=dict(type='Pretrained',
+checkpoint=..., prefix='decode_head.')``. SAM's prompt-specific parts (mask
+and IoU tokens, their MLPs, the prompt embeddings) have no counterpart and
+are left out; DFAHead's class tokens, per-class MLPs and DFA bias start from
+their own initialisation.
+"""
+import argparse
+import os
+import os.path as osp
+import re
+import sys
+from typing import Dict, List, Tuple
+
+import torch
+
+ENCODER_RULES: List[Tuple[str, str]] = [
+    (r'^image_encoder\.pos_embed$', 'backbone.pos_embed'),
+    (r'^image_encoder\.patch_embed\.proj\.(weight|bias)$',
+     r'backbone.patch_embed.projection.\1'),
+    (r'^image_encoder\.blocks\.(\d+)\.norm1\.(weight|bias)$',
+     r'backbone.layers.\1.ln1.\2'),
+    (r'^image_encoder\.blocks\.(\d+)\.norm2\.(weight|bias)$',
+     r'backbone.layers.\1.ln2.\2'),
+    (r'^image_encoder\.blocks\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)$',
+     r'backbone.layers.\1.attn.\2.\3'),
+    (r'^image_encoder\.blocks\.(\d+)\.attn\.(rel_pos_h|rel_pos_w)$',
+     r'backbone.layers.\1.attn.\2'),
+    (r'^image_encoder\.blocks\.(\d+)\.mlp\.lin1\.(weight|bias)$',
+     r'backbone.layers.\1.ffn.layers.0.0.\2'),
+    (r'^image_encoder\.blocks\.(\d+)\.mlp\.lin2\.(weight|bias)$',
+     r'backbone.layers.\1.ffn.layers.1.\2'),
+    (r'^image_encoder\.neck\.([0-3])\.(weight|bias)$',
+     r'backbone.channel_reduction.\1.\2'),
+]
+DECODER_RULES: List[Tuple[str, str]] = [
+    (r'^mask_decoder\.transformer\.layers\.(\d+)\.(.+)$',
+     r'decode_head.layers.\1.\2'),
+    (r'^mask_decoder\.transformer\.(final_attn_token_to_image|'
+     r'norm_final_attn)\.(.+)$', r'decode_head.\1.\2'),
+    (r'^mask_decoder\.output_upscaling\.([013])\.(weight|bias)$',
+     r'decode_head.output_upscaling.\1.\2'),
+    (r'^prompt_encoder\.pe_layer\.positional_encoding_gaussian_matrix$',
+     'decode_head.pe_layer.positional_encoding_gaussian_matrix'),
+]
+
+
+class ConversionError(ValueError):
+    """The input is not an official SAM checkpoint."""
+
+
+def _apply(rules: List[Tuple[str, str]], key: str):
+    for pattern, target in rules:
+        if re.match(pattern, key):
+            return re.sub(pattern, target, key)
+    return None
+
+
+def convert_sam(state_dict: Dict[str, torch.Tensor],
+                with_decoder: bool = False) -> Dict[str, torch.Tensor]:
+    """Rename an official SAM state dict to mmimb's keys.
+
+    Args:
+        state_dict: SAM's ``sam_vit_*.pth`` content (``image_encoder.*``,
+            ``prompt_encoder.*``, ``mask_decoder.*``).
+        with_decoder: Also convert the mask-decoder parts DFAHead shares.
+
+    Returns:
+        dict: ``backbone.*`` (and ``decode_head.*``) tensors.
+
+    Raises:
+        ConversionError: If there is no image encoder, or an image-encoder
+            key has no counterpart (a layout this converter does not know).
+    """
+    encoder = [k for k in state_dict if k.startswith('image_encoder.')]
+    if not encoder:
+        already = any(k.startswith('backbone.') for k in state_dict)
+        raise ConversionError(
+            'no image_encoder.* keys: this is not an official SAM checkpoint'
+            + (' (its backbone.* keys look converted already; use it as is)'
+               if already else ''))
+    converted = {}
+    for key in encoder:
+        new = _apply(ENCODER_RULES, key)
+        if new is None:
+            raise ConversionError(f'unknown SAM image-encoder key {key!r}')
+        converted[new] = state_dict[key]
+    if with_decoder:
+        for key, value in state_dict.items():
+            new = _apply(DECODER_RULES, key)
+            if new is not None:
+                converted[new] = value
+    return converted
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert an official SAM checkpoint to mmpretrain ViTSAM '
+        '(and DFAHead) keys')
+    parser.add_argument('src', help='official checkpoint, e.g. '
+                        'sam_vit_b_01ec64.pth')
+    parser.add_argument('dst', help='output .pth file')
+    parser.add_argument(
+        '--with-decoder',
+        action='store_true',
+        help='also convert the mask-decoder parts DFAHead shares')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if not osp.isfile(args.src):
+        raise ConversionError(
+            f'{args.src!r} does not exist; download it from https://dl.'
+            'fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth')
+    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(
+        checkpoint, dict) else None
+    if not isinstance(state_dict, dict):
+        raise ConversionError(f'{args.src!r} holds no state dict')
+    converted = convert_sam(state_dict, args.with_decoder)
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    temp = osp.join(
+        osp.dirname(osp.abspath(args.dst)), f'.{osp.basename(args.dst)}.part')
+    try:
+        torch.save(
+            dict(state_dict=converted,
+                 meta=dict(converted_from=osp.basename(args.src))), temp)
+        os.replace(temp, args.dst)
+    finally:
+        if osp.exists(temp):
+            os.remove(temp)
+    parts = sorted({k.split('.')[0] for k in converted})
+    print(f'wrote {len(converted)} tensors ({", ".join(parts)}) to '
+          f'{args.dst}')
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except ConversionError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
