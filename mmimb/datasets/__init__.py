@@ -1,11 +1,13 @@
 from .bcss import BCSSDataset
 from .bdsa import BDSADataset
+from .class_stats import ClassStats, class_frequencies
 from .crag import CRAGDataset
 from .ebhi_seg import EBHISegDataset
 from .synthetic_tissue import SyntheticTissueDataset, TissueGenerator
 from .transforms import RandomRotate90
 
 __all__ = [
-    'BCSSDataset', 'BDSADataset', 'CRAGDataset', 'EBHISegDataset',
-    'RandomRotate90', 'SyntheticTissueDataset', 'TissueGenerator'
+    'BCSSDataset', 'BDSADataset', 'CRAGDataset', 'ClassStats',
+    'EBHISegDataset', 'RandomRotate90', 'SyntheticTissueDataset',
+    'TissueGenerator', 'class_frequencies'
 ]
