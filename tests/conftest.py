@@ -42,6 +42,13 @@ def dataset_fixtures():
 
 
 @pytest.fixture(scope='session')
+def sam_fixtures():
+    """tests/sam_fixtures.py: a tiny state dict in the official Segment
+    Anything checkpoint layout."""
+    return _load_test_module('sam_fixtures')
+
+
+@pytest.fixture(scope='session')
 def converted_bcss(tmp_path_factory, dataset_fixtures) -> Path:
     """A BCSS fixture release converted to 64 px tiles (default grouping and
     test institutions): a data_root for configs/_base_/datasets/bcss.py with

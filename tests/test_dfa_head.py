@@ -188,12 +188,20 @@ def test_resume_restores_delta_and_hook_logs_bias(tmp_path):
     ckpt = torch.load(work / 'iter_4.pth', map_location='cpu',
                       weights_only=False)
     saved = ckpt['state_dict']['decode_head.class_bias.dfa_delta']
+    # the hook logged the bias the checkpoint holds, per class
+    scalars = sorted(work.glob('*/vis_data/scalars.json'))[0]
+    logged = [json.loads(line) for line in scalars.read_text().splitlines()]
+    names = ('stroma', 'tumor', 'lymphocytes', 'necrosis', 'fat')
+    last = [row for row in logged if 'dfa_bias/stroma' in row][-1]
+    assert [last[f'dfa_bias/{n}'] for n in names] == pytest.approx(
+        saved[0].tolist(), abs=1e-5)
+
     _, fresh = tiny_model()
     assert not torch.equal(saved, fresh.decode_head.class_bias.delta)
 
     from mmimb.engine import build_runner, load_config
     from tools.train import parse_args
-    args = parse_args([str(TINY), '--work-dir', str(work)])
+    args = parse_args([str(TINY), '--work-dir', str(tmp_path / 'resumed')])
     cfg = load_config(str(TINY), args)
     cfg.resume, cfg.load_from = True, str(work / 'iter_4.pth')
     runner = build_runner(cfg, 'train')
@@ -205,9 +213,3 @@ def test_resume_restores_delta_and_hook_logs_bias(tmp_path):
                     for p in g['params'])][0]
     assert group['weight_decay'] == 0
 
-    scalars = sorted(work.glob('*/vis_data/scalars.json'))[0]
-    logged = [json.loads(line) for line in scalars.read_text().splitlines()]
-    names = ('stroma', 'tumor', 'lymphocytes', 'necrosis', 'fat')
-    last = [row for row in logged if 'dfa_bias/stroma' in row][-1]
-    assert [last[f'dfa_bias/{n}'] for n in names] == pytest.approx(
-        saved[0].tolist(), abs=1e-5)

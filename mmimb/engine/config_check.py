@@ -213,9 +213,33 @@ def check_config(cfg: Config, mode: str = 'train') -> str:
                     'or the dataset metainfo to the classes the model '
                     'predicts')
 
+    _check_class_stat_files(model)
     if mode == 'train':
         _check_pretrained(model)
     return scope
+
+
+# Model arguments that may name a JSON file of per-class statistics.
+CLASS_STAT_KEYS = {
+    'class_freq': 'tools/analysis_tools/class_stats.py CONFIG --out PATH',
+    'class_dice': 'tools/analysis_tools/class_difficulty.py CONFIG '
+    'CHECKPOINT --out PATH',
+}
+
+
+def _check_class_stat_files(node, field: str = 'model') -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            sub = f'{field}.{key}'
+            if key in CLASS_STAT_KEYS and isinstance(value, str) and \
+                    value != 'auto' and not osp.isfile(value):
+                raise ConfigError(
+                    f'{sub}={value!r} does not exist; write it with '
+                    f'`python {CLASS_STAT_KEYS[key]}` or pass a list')
+            _check_class_stat_files(value, sub)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            _check_class_stat_files(value, f'{field}[{i}]')
 
 
 def _check_pretrained(model: dict) -> None:
