@@ -7,11 +7,11 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmseg.models.losses.utils import get_class_weight
 from mmseg.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
 
 from .seg_focal_loss import valid_labels
+from .seg_loss_base import SegLossBase
 
 
 def soft_dice_loss(logits: Tensor,
@@ -65,7 +65,7 @@ def soft_dice_loss(logits: Tensor,
 
 
 @MODELS.register_module()
-class SegDiceLoss(nn.Module):
+class SegDiceLoss(SegLossBase):
     """Soft Dice loss for segmentation that excludes ignored pixels from
     every sum (see :func:`soft_dice_loss`).
 
@@ -86,13 +86,10 @@ class SegDiceLoss(nn.Module):
                  class_weight: Optional[Union[Sequence[float], str]] = None,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_dice'):
-        super().__init__()
+        super().__init__(class_weight, loss_weight, loss_name)
         self.smooth = smooth
         self.exponent = exponent
         self.per_image = per_image
-        self.class_weight = get_class_weight(class_weight)
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self,
                 pred: Tensor,
@@ -100,12 +97,6 @@ class SegDiceLoss(nn.Module):
                 weight: Optional[Tensor] = None,
                 ignore_index: Optional[int] = 255,
                 **kwargs) -> Tensor:
-        class_weight = None if self.class_weight is None else \
-            torch.as_tensor(self.class_weight)
         return self.loss_weight * soft_dice_loss(
             pred, target, self.smooth, self.exponent, self.per_image,
-            class_weight, weight, ignore_index)
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
+            self.class_weight_tensor(), weight, ignore_index)

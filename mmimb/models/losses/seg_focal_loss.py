@@ -7,9 +7,10 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmseg.models.losses.utils import get_class_weight
 from mmseg.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
+
+from .seg_loss_base import SegLossBase
 
 
 def valid_labels(target: Tensor, num_classes: int,
@@ -78,13 +79,14 @@ def softmax_focal_loss(logits: Tensor,
 
 
 @MODELS.register_module()
-class SegFocalLoss(nn.Module):
+class SegFocalLoss(SegLossBase):
     """Softmax focal loss for segmentation, correct on the CPU and with
     ignored pixels (see :func:`softmax_focal_loss`).
 
     Args:
         gamma: Focusing parameter.
-        class_weight: Per-class weights (list or file path as in mmseg).
+        class_weight: Per-class weights ``alpha`` (list or file path as in
+            mmseg).
         loss_weight: Multiplier of the loss.
         loss_name: Key in the loss dict; must start with ``loss_``.
     """
@@ -94,11 +96,8 @@ class SegFocalLoss(nn.Module):
                  class_weight: Optional[Union[Sequence[float], str]] = None,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_focal'):
-        super().__init__()
+        super().__init__(class_weight, loss_weight, loss_name)
         self.gamma = gamma
-        self.class_weight = get_class_weight(class_weight)
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self,
                 pred: Tensor,
@@ -106,11 +105,6 @@ class SegFocalLoss(nn.Module):
                 weight: Optional[Tensor] = None,
                 ignore_index: Optional[int] = 255,
                 **kwargs) -> Tensor:
-        class_weight = None if self.class_weight is None else \
-            torch.as_tensor(self.class_weight)
         return self.loss_weight * softmax_focal_loss(
-            pred, target, self.gamma, class_weight, weight, ignore_index)
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
+            pred, target, self.gamma, self.class_weight_tensor(), weight,
+            ignore_index)
