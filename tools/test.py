@@ -1,13 +1,15 @@
 """Evaluate a checkpoint on a config's test set.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--show] [--show-dir DIR] [--wait-time S] [--cfg-options k=v ...]
+        [--show] [--show-dir DIR] [--interval N] [--wait-time S]
+        [--cfg-options k=v ...]
         [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
 import os.path as osp
 
-from mmimb.engine.config_check import ConfigError, infer_scope
+from mmimb.engine.config_check import (GENERATED_DATASETS, ConfigError,
+                                      infer_scope)
 from mmimb.engine.launch import (add_common_args, build_runner, load_config,
                                  run_cli)
 
@@ -22,10 +24,16 @@ def parse_args(argv=None):
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted predictions are saved (relative to '
-        'the work dir unless absolute)')
+        help='directory for painted predictions; a relative one lies in the '
+        'work dir (segmentation: SHOW_DIR/vis_data/vis_image, '
+        'classification: TIMESTAMP/SHOW_DIR)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='display interval (s)')
+    parser.add_argument(
+        '--interval',
+        type=int,
+        default=1,
+        help='paint the predictions of every INTERVAL-th batch')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -37,12 +45,18 @@ def enable_visualization(cfg, args, scope: str) -> None:
     if hook is None:
         raise ConfigError('--show/--show-dir need a "visualization" entry in '
                          'default_hooks')
+    if cfg.test_dataloader.dataset.get('type') in GENERATED_DATASETS:
+        raise ConfigError(
+            '--show/--show-dir paint images read from their files, and '
+            f'{cfg.test_dataloader.dataset.type} generates its images; '
+            'tools/demo.py draws predictions on generated data')
+    hook.interval = args.interval
     if scope == 'mmseg':
         hook.draw = True
         hook.show = args.show
         hook.wait_time = args.wait_time
         if args.show_dir:
-            cfg.visualizer.save_dir = args.show_dir
+            cfg.visualizer.save_dir = osp.join(cfg.work_dir, args.show_dir)
     else:
         hook.enable = True
         hook.show = args.show
