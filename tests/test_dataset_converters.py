@@ -423,3 +423,24 @@ def test_workers_give_the_same_output(tmp_path, dataset_fixtures):
         convert_bcss(str(release), str(tmp_path / f'w{workers}'),
                      tile_size=64, workers=workers, progress=False)
     assert all_files(tmp_path / 'w0') == all_files(tmp_path / 'w2')
+
+
+def test_bcss_command_line_as_a_user_runs_it(tmp_path, dataset_fixtures):
+    toolrun = importlib.util.spec_from_file_location(
+        'toolrun', ROOT / 'tests' / 'toolrun.py')
+    module = importlib.util.module_from_spec(toolrun)
+    toolrun.loader.exec_module(module)
+    release = dataset_fixtures.write_bcss_release(tmp_path / 'src')
+    out = tmp_path / 'out'
+    result = module.run_tool('tools/dataset_converters/bcss.py',
+                             tmp_path / 'src', '-o', out, '--tile-size', '64',
+                             '--workers', '2')
+    module.check_ok(result)
+    assert 'bcss: ' in result.stdout and 'converting bcss' in result.stderr
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['options']['tile_size'] == 64
+    assert summary['images_total'] > len(dataset_fixtures.BCSS_ROIS)
+    failed = module.run_tool('tools/dataset_converters/bcss.py',
+                             release / 'masks', '-o', tmp_path / 'o2')
+    assert failed.returncode == 2
+    assert failed.stderr.startswith('error: ') and 'masks' in failed.stderr
