@@ -396,6 +396,12 @@ def test_crag_and_ebhi_errors(tmp_path, dataset_fixtures):
     with pytest.raises(ConversionError, match='lacks Images/ or Annotation/'):
         convert_crag(str(release), str(tmp_path / 'o'))
 
+    empty = tmp_path / 'empty' / 'EBHI-SEG' / 'Polyp'
+    for sub in ('image', 'label'):
+        (empty / sub).mkdir(parents=True)
+    with pytest.raises(ConversionError, match='no ebhi_seg image'):
+        convert_ebhi_seg(str(empty.parent), str(tmp_path / 'o1'))
+
     ebhi = dataset_fixtures.write_ebhi_release(tmp_path / 'e')
     (ebhi / 'Unknown').mkdir()
     with pytest.raises(ConversionError, match='Unknown'):

@@ -367,6 +367,12 @@ def run_conversion(dataset: str,
         dict: The summary, also written to ``out_dir/summary.json``.
     """
     options = dict(options or {})
+    if not tasks:
+        raise ConversionError(
+            f'no {dataset} image with its label was found'
+            + (f'; {len(skipped)} files without a partner, e.g. '
+               f'{skipped[0].name!r} ({skipped[0].reason})' if skipped else
+               '; is SOURCE the folder the dataset authors distribute?'))
     dup = sorted(k for k, n in Counter(t.key for t in tasks).items()
                  if n > 1)
     if dup:
