@@ -279,7 +279,7 @@ def _run_task(task: Task, process: Callable, out_dir: str,
             record.skipped.append(dict(source=out.name, reason=out.reason))
             continue
         hist = np.bincount(out.label.ravel(), minlength=256)
-        bad = [v for v in np.flatnonzero(hist)
+        bad = [int(v) for v in np.flatnonzero(hist)
                if v >= num_classes and v != IGNORE_INDEX]
         if bad:
             raise ConversionError(
