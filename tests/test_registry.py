@@ -23,6 +23,11 @@ KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
 BUILD_CASES = {
     ('mmseg', 'DATASETS', 'SyntheticTissueDataset'):
     dict(num_samples=2, img_size=32),
+    ('mmseg', 'DATASETS', 'BCSSDataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'BDSADataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'CRAGDataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'EBHISegDataset'): dict(lazy_init=True),
+    ('mmseg', 'TRANSFORMS', 'RandomRotate90'): dict(prob=0.5),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
     ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
