@@ -307,6 +307,20 @@ def test_ignored_pixels_do_not_change_the_loss():
     assert per_pixel.shape == (2, 6, 7) and (per_pixel[ignored] == 0).all()
     assert reference.item() == pytest.approx(
         per_pixel.sum().item() / (~ignored).sum().item(), rel=1e-12)
+    # Any ignore value works, in or out of the class range.
+    for other in (-1, 0):
+        relabelled = labels.clone()
+        relabelled[ignored] = other
+        if other == 0:
+            relabelled[~ignored & (labels == 0)] = 1
+            expected = CCARLoss(FREQ)(
+                logits, labels.masked_fill(labels == 0, 1),
+                ignore_index=255)
+        else:
+            expected = reference
+        assert CCARLoss(FREQ, ignore_index=other)(
+            logits, relabelled).item() == pytest.approx(
+                expected.item(), rel=1e-12)
     # All pixels ignored: 0, not NaN.
     assert loss(logits, torch.full_like(labels, 255)).item() == 0
 
