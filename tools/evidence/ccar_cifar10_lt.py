@@ -234,12 +234,13 @@ def same_training(method: str, args):
     return None
 
 
-def sweep(args) -> None:
+def sweep(args) -> dict:
     if not (Path(args.data_root) / 'train').is_dir():
         sys.exit(f'error: {args.data_root}/train does not exist; extract the '
                  'JPEG release first, e.g. mkdir -p data && tar xzf '
                  '../shared/data/cifar10-jpg.tar.gz -C data/')
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    process_seconds = {}
     for method in args.methods:
         twin = None if args.no_reuse else same_training(method, args)
         for seed in args.seeds:
@@ -268,12 +269,14 @@ def sweep(args) -> None:
                 sys.exit(f'error: {method} seed {seed} failed (exit '
                          f'{proc.returncode}); its log is under '
                          f'{run_dir(Path(args.work_dir), method, seed)}')
-            print(f'{method} seed {seed}: {time.perf_counter() - start:.0f} s',
-                  flush=True)
+            seconds = time.perf_counter() - start
+            process_seconds[method, seed] = seconds
+            print(f'{method} seed {seed}: {seconds:.0f} s', flush=True)
     text = table(collect(args), args)
     print(text)
     if args.out:
         Path(args.out).write_text(text + '\n')
+    return process_seconds
 
 
 def estimate(args) -> None:
@@ -285,22 +288,29 @@ def estimate(args) -> None:
     args.test_every, args.quiet = 20, True
     args.methods, args.seeds = ['ccar'], [0]
     base = Path(args.work_dir) / 'estimate'
-    runs = {}
+    runs, process = {}, {}
     for iters in (6, 26):
         args.iters, args.work_dir = iters, str(base / f'{iters}iters')
-        sweep(args)
+        process[iters] = sweep(args).get(('ccar', 0))
         runs[iters] = collect(args)['ccar'][0]
+    args.methods = list(METHODS)
+    trainings = sum(same_training(m, args) is None for m in METHODS)
+    if process[6] is None:
+        sys.exit(f'error: remove {base} to time fresh runs')
+    # Imports, building the runner and listing the dataset.
+    startup = process[6] - runs[6]['train_seconds'] - runs[6]['test_seconds']
     for kind, key in (('CPU', '_cpu_seconds'), ('wall', '_seconds')):
         per_iter = (runs[26]['train' + key] - runs[6]['train' + key]) / 20
-        startup = max(0.0, runs[6]['train' + key] - 6 * per_iter)
+        setup = max(0.0, runs[6]['train' + key] - 6 * per_iter) + startup
         test = runs[6]['test' + key] * 20
-        one = startup + full_iters * per_iter + test
-        print(f'{kind} time: {per_iter:.2f} s per iteration, {startup:.0f} s '
+        one = setup + full_iters * per_iter + test
+        print(f'{kind} time: {per_iter:.2f} s per iteration, {setup:.0f} s '
               f'start-up, {test:.0f} s for the full test set; one run of '
-              f'{full_iters} iterations ≈ {one / 60:.1f} min, '
-              f'{len(METHODS)} methods x 3 seeds ≈ '
-              f'{len(METHODS) * 3 * one / 3600:.1f} h')
-    print('(CPU time is the wall time on an otherwise idle core.)')
+              f'{full_iters} iterations ≈ {one / 60:.1f} min; {trainings} '
+              f'distinct trainings of the {len(METHODS)} methods x 3 seeds '
+              f'≈ {trainings * 3 * one / 3600:.1f} h')
+    print('(CPU time is the wall time on an otherwise idle core; start-up '
+          'is wall time in both lines.)')
 
 
 def parse_args(argv=None):
