@@ -386,7 +386,7 @@ def autocast_dtypes():
 def test_finite_under_autocast(dtype, kwargs):
     fc = torch.nn.Linear(8, 5)
     with torch.no_grad():
-        fc.weight.mul_(2e3)
+        fc.weight.mul_(1e4)
     x = torch.randn(30, 8)
     labels = torch.randint(0, 5, (30, ))
     with torch.autocast('cpu', dtype=dtype):
@@ -394,7 +394,7 @@ def test_finite_under_autocast(dtype, kwargs):
         assert logits.dtype == dtype
         loss = CCARLoss(FREQ, **kwargs)(logits, labels)
     loss.backward()
-    assert logits.abs().max() > 1e3
+    assert 5e3 < logits.abs().max() < 6e4
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert torch.isfinite(fc.weight.grad).all()
     # Half-precision logits give the float32 loss of their values.
