@@ -44,6 +44,10 @@ DEFAULT_CLASS_SPECS = (
 _EXTRA_COLORS = ((200, 120, 180), (120, 60, 150), (245, 225, 235),
                  (170, 100, 190), (215, 140, 200), (100, 50, 120))
 _DOT_COLOR = np.array((60, 20, 90), dtype=np.float32)
+# Label colours for drawing masks: distinct, unlike the tissue colours.
+_PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
+            (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
+            (188, 189, 34), (23, 190, 207))
 
 
 def _validate_specs(class_specs: Sequence[dict]) -> List[dict]:
@@ -129,12 +133,15 @@ class TissueGenerator:
         freq = self.freq * np.exp(self.freq_jitter * rng.standard_normal(num))
         freq = freq / freq.sum()
         coarse = rng.standard_normal(
-            (num, self.field_res, self.field_res)).astype(np.float32)
+            (self.field_res, self.field_res, num)).astype(np.float32)
+        # One resize for all classes (OpenCV takes up to 512 channels).
+        fields = cv2.resize(
+            coarse, (size, size), interpolation=cv2.INTER_CUBIC).reshape(
+                size, size, num)
         label = np.full((size, size), self.order[-1], dtype=np.uint8)
         free = np.ones((size, size), dtype=bool)
         for k in self.order[:-1]:
-            field = cv2.resize(
-                coarse[k], (size, size), interpolation=cv2.INTER_CUBIC)
+            field = fields[..., k].copy()
             field[~free] = -np.inf
             # The threshold comes from a 1-in-16 grid sample of the pixels:
             # exact counts are not needed, only the expected frequency.
@@ -194,7 +201,7 @@ class SyntheticTissueDataset(BaseSegDataset):
 
     METAINFO = dict(
         classes=tuple(s['name'] for s in DEFAULT_CLASS_SPECS),
-        palette=[list(s['color']) for s in DEFAULT_CLASS_SPECS])
+        palette=[list(c) for c in _PALETTE[:len(DEFAULT_CLASS_SPECS)]])
 
     def __init__(self,
                  num_samples: int = 100,
@@ -213,7 +220,10 @@ class SyntheticTissueDataset(BaseSegDataset):
                                          noise_std, freq_jitter, field_res)
         metainfo = dict(
             classes=self.generator.class_names,
-            palette=[list(map(int, c)) for c in self.generator.colors],
+            palette=[
+                list(_PALETTE[k % len(_PALETTE)])
+                for k in range(len(self.generator.specs))
+            ],
             class_freq=self.generator.freq.tolist(),
             class_difficulty=self.generator.difficulty.tolist())
         metainfo.update(kwargs.pop('metainfo', None) or {})
