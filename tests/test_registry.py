@@ -23,6 +23,10 @@ KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
 BUILD_CASES = {
     ('mmseg', 'DATASETS', 'SyntheticTissueDataset'):
     dict(num_samples=2, img_size=32),
+    ('mmpretrain', 'MODELS', 'CSBANeck'): dict(in_channels=8, num_classes=3),
+    ('mmpretrain', 'MODELS', 'MultiBranchNeck'): dict(in_channels=8),
+    ('mmpretrain', 'MODELS', 'ClassWiseLinearClsHead'):
+    dict(num_classes=3, in_channels=8),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
 }
