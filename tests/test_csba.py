@@ -279,7 +279,11 @@ def _data_samples(labels):
     dict(type='CrossEntropyLoss'),
     dict(type='LabelSmoothLoss', label_smooth_val=0.1),
     dict(type='FocalLoss'),
-])
+    dict(type='LogitAdjustedLoss', class_freq=[5, 3, 2, 1, 1]),
+    dict(type='BalancedSoftmaxLoss', class_freq=[5, 3, 2, 1, 1]),
+    dict(type='CCARLoss', class_freq=[5, 3, 2, 1, 1]),
+    dict(type='CCARLoss', class_freq=[5, 3, 2, 1, 1], logit_adjust='la'),
+], ids=lambda loss: loss['type'] + loss.get('logit_adjust', ''))
 def test_head_loss_and_predict_equal_linear_head_on_shared_features(loss):
     """With the same feature for every class the class-wise head is a
     LinearClsHead: same loss and predictions through mmpretrain's data
