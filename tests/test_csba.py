@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmimb.models import (BranchAttention, ClassWiseLinearClsHead, CSBANeck,
                           MultiBranchNeck, class_wise_linear, fuse_branches)
+from mmimb.utils import autograd_footprint
 
 
 def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -146,39 +146,16 @@ def test_neck_is_deterministic_per_sample_at_test_time():
             torch.testing.assert_close(neck(x[i:i + 1]), full[i:i + 1])
 
 
-class _LargestTensor(TorchDispatchMode):
-    """Records the largest tensor any aten operator returns."""
-
-    def __init__(self):
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in (out if isinstance(out, (tuple, list)) else [out]):
-            if torch.is_tensor(t):
-                self.largest = max(self.largest, t.numel())
-        return out
-
-
 def _memory_profile(num_classes, factorized, n=4, b=3, d=16):
     torch.manual_seed(0)
     neck = CSBANeck(8, num_classes, num_branches=b, out_channels=d,
                     factorized=factorized)
     head = ClassWiseLinearClsHead(num_classes, d)
     x = torch.randn(n, 8, 6, 6)
-    saved = []
-
-    def pack(t):
-        saved.append(t.numel() * t.element_size())
-        return t
-
-    with _LargestTensor() as mode, \
-            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = F.cross_entropy(head(neck(x)),
-                               torch.arange(n) % num_classes)
-        loss.backward()
-    return mode.largest, sum(saved), neck.attention.hidden_channels
+    labels = torch.arange(n) % num_classes
+    fp = autograd_footprint(
+        lambda: F.cross_entropy(head(neck(x)), labels))
+    return fp.largest_numel, fp.saved_bytes, neck.attention.hidden_channels
 
 
 @pytest.mark.parametrize('factorized', [False, True])
@@ -247,6 +224,17 @@ def test_mean_fusion_has_no_attention():
     x = torch.randn(2, 8, 4, 4)
     torch.testing.assert_close(neck(x), neck.branches(x).mean(1))
     assert neck.attention is None
+
+
+def test_concat_fusion_keeps_every_branch():
+    neck = MultiBranchNeck(8, num_branches=3, out_channels=4,
+                           fusion='concat').eval()
+    x = torch.randn(2, 8, 4, 4)
+    pooled = neck.branches(x)
+    out = neck(x)
+    assert out.shape == (2, 12)
+    for b in range(3):
+        torch.testing.assert_close(out[:, 4 * b:4 * (b + 1)], pooled[:, b])
 
 
 @pytest.mark.parametrize('kwargs,match', [

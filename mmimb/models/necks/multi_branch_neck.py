@@ -9,7 +9,7 @@ from ..layers.branch_attention import (BranchAttention, Features,
                                        build_branches, fuse_branches,
                                        last_feature_map, wrap_like)
 
-FUSIONS = ('attention', 'mean')
+FUSIONS = ('attention', 'mean', 'concat')
 
 
 @MODELS.register_module()
@@ -20,7 +20,10 @@ class MultiBranchNeck(BaseModule):
     With the same ``branch_cfg`` it has exactly CSBANeck's branches (same
     depth and receptive fields). ``fusion='attention'`` weighs them with one
     class-shared channel attention (Selective-Kernel style,
-    :class:`BranchAttention` with a single set), ``'mean'`` averages them.
+    :class:`BranchAttention` with a single set), ``'mean'`` averages them,
+    ``'concat'`` concatenates them (N, B * D): a linear head on that gives
+    every class its own but input-independent weighting of the branches,
+    the static counterpart of CSBA's attention.
     Its parameter count can be matched to a CSBANeck's by widening the
     attention (``hidden_channels``), so that a comparison isolates the
     class specificity of the attention rather than its size.
@@ -31,7 +34,7 @@ class MultiBranchNeck(BaseModule):
         out_channels: Channels D of every branch and of the output;
             ``None`` means ``in_channels``.
         branch_cfg: As in :class:`CSBANeck`.
-        fusion: ``'attention'`` or ``'mean'``.
+        fusion: ``'attention'``, ``'mean'`` or ``'concat'``.
         reduction: Hidden width of the attention is ``D // reduction``
             (at least 8).
         hidden_channels: Explicit hidden width of the attention.
@@ -40,8 +43,8 @@ class MultiBranchNeck(BaseModule):
 
     Shapes:
         input: (N, in_channels, H, W), or a tuple whose last item is one.
-        output: (N, D); a 1-tuple of it for a tuple input (for
-        ``LinearClsHead``).
+        output: (N, D), or (N, B * D) for ``'concat'``; a 1-tuple of it for
+        a tuple input (for ``LinearClsHead``).
     """
 
     def __init__(self,
@@ -74,8 +77,10 @@ class MultiBranchNeck(BaseModule):
     def forward(self, inputs: Features) -> Features:
         pooled = self.branches(
             last_feature_map(inputs, self.in_channels, 'MultiBranchNeck'))
-        if self.attention is None:
+        if self.fusion == 'mean':
             fused = pooled.mean(dim=1)
+        elif self.fusion == 'concat':
+            fused = pooled.flatten(1)
         else:
             fused = fuse_branches(pooled, self.attention(pooled))[:, 0]
         return wrap_like(inputs, fused)
