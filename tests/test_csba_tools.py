@@ -85,13 +85,13 @@ def test_get_flops_counts_match_closed_forms(tmp_path, capsys):
 
     # The neck on the backbone's (1, 64, 4, 4) map, D=16, B=3, C=3:
     # three 3x3 convolutions, their eval-mode BatchNorm (2 per element in
-    # mmengine), the squeeze (48 -> 8), the class-specific expansion
-    # (8 -> C*B*D) and the fusion einsum (C*B*D); pooling and softmax count
-    # zero in mmengine.
+    # mmengine), the squeeze (48 -> 8) and the class-specific expansion
+    # (8 -> C*B*D); pooling, softmax and the element-wise fusion count zero
+    # in mmengine.
     c, b, d, cin, hw = 3, 3, 16, 64, 4 * 4
     hidden = model.neck.attention.hidden_channels
     neck_flops = b * cin * d * 9 * hw + 2 * b * d * hw + b * d * hidden \
-        + hidden * c * b * d + c * b * d
+        + hidden * c * b * d
     assert result['model']['parts']['neck']['flops'] == neck_flops
     assert result['model']['parts']['head']['flops'] == c * d
     neck_params = sum(p.numel() for p in model.neck.parameters())

@@ -22,8 +22,10 @@ class Footprint:
 
     Attributes:
         largest_numel: Elements of the largest tensor an operator returned.
-        saved_bytes: Bytes of all tensors autograd saved for the backward
-            pass (the activation memory of training).
+        saved_bytes: Bytes of the distinct storages autograd saved for the
+            backward pass (the activation memory of training, plus the
+            weights some operators save); a storage saved by several
+            operators counts once.
     """
     largest_numel: int
     saved_bytes: int
@@ -53,13 +55,14 @@ def autograd_footprint(step: Callable[[], torch.Tensor]) -> Footprint:
     Returns:
         Footprint: The largest tensor and the bytes saved for backward.
     """
-    saved = []
+    saved = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        saved.append(t.numel() * t.element_size())
+        storage = t.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
         return t
 
     with _LargestTensor() as mode, \
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         step().backward()
-    return Footprint(mode.largest, sum(saved))
+    return Footprint(mode.largest, sum(saved.values()))

@@ -69,7 +69,12 @@ def fuse_branches(pooled: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             'fuse_branches expects pooled (N, B, D) and weights (N, K, B, D), '
             f'got {tuple(pooled.shape)} and {tuple(weights.shape)}')
-    return torch.einsum('nkbd,nbd->nkd', weights, pooled)
+    # Broadcast product and sum rather than einsum: torch lowers this
+    # contraction to a bmm over permuted copies and saves an extra
+    # (N, K, B, D) copy for the backward pass (219 vs 125 MB at N=128,
+    # K=1000, B=3, D=64); the product here saves only the weights, which
+    # the softmax saved already.
+    return (weights * pooled.unsqueeze(1)).sum(dim=2)
 
 
 def last_feature_map(inputs: Features,
