@@ -29,6 +29,9 @@ BUILD_CASES = {
     dict(num_classes=3, in_channels=8),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
+    ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmengine', 'MODELS', 'LogitAdjustedLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmengine', 'MODELS', 'BalancedSoftmaxLoss'): dict(class_freq=[3, 2, 1]),
 }
 
 
