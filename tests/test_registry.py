@@ -27,6 +27,11 @@ BUILD_CASES = {
     ('mmpretrain', 'MODELS', 'MultiBranchNeck'): dict(in_channels=8),
     ('mmpretrain', 'MODELS', 'ClassWiseLinearClsHead'):
     dict(num_classes=3, in_channels=8),
+    ('mmseg', 'DATASETS', 'BCSSDataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'BDSADataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'CRAGDataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'EBHISegDataset'): dict(lazy_init=True),
+    ('mmseg', 'TRANSFORMS', 'RandomRotate90'): dict(prob=0.5),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
     ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
