@@ -2,23 +2,25 @@
 tail on CIFAR-10-LT? Plain head vs the class-shared multi-branch baseline vs
 CSBA, several seeds, one table.
 
-    OMP_NUM_THREADS=1 python tools/evidence/csba_cifar10_lt.py \
+    python tools/evidence/csba_cifar10_lt.py \
         --data-root /tmp/csba/data/cifar10 --work-dir /tmp/csba/evidence \
         [--seeds 0 1 2] [--methods plain multi-branch csba] [--ccar]
-        [--imbalance 100] [--conflict-interval 20] [--probe-per-class 16]
-        [--tiny]
+        [--imbalance 100] [--iters 250] [--conflict-interval 50]
+        [--probe-per-class 16] [--threads 1] [--tiny]
 
-Each run trains the config ``configs/csba/<method>[-ccar]_resnet32_cpu_
-cifar10-lt-if<IF>.py`` (the short CPU schedule) with the run's seed. During
-training, every ``--conflict-interval`` iterations, the Gradient Conflict
-Matrix (:func:`mmimb.analysis.gradient_conflict`, exact ``fast`` mode) of the
+Each run trains ``configs/csba/resnet32-<method>_cifar10-lt-if<IF>_<ce|
+ccar>.py`` with the short CPU schedule ``configs/_base_/schedules/
+cifar_lt_cpu.py`` on top (the one the CCAR evidence uses), with the run's
+seed, on one thread. During training, every ``--conflict-interval``
+iterations (and before the first), the Gradient Conflict Matrix
+(:func:`mmimb.analysis.gradient_conflict`, exact ``fast`` mode) of the
 backbone's layers, which all three models share, is measured on one fixed,
 class-balanced probe batch drawn from the long-tailed training set (the same
 images for every method and seed). Recorded: the mean negative cosine and
 the fraction of conflicting class pairs, and for the rarest classes their
 conflict with the rest ``cos(g_c, sum_{j != c} g_j)``. At the end the model
-is evaluated on the balanced test set (LongTailMetric: macro-F1, balanced
-accuracy, many/medium/few-shot accuracy).
+is evaluated on the full balanced test set (LongTailMetric: macro-F1,
+balanced accuracy, many/medium/few-shot accuracy).
 
 Results go to ``WORK_DIR/results.md`` (table, mean +- std over seeds, next
 to the CSBA abstract's figures), ``results.json`` and
@@ -48,7 +50,6 @@ from mmimb.analysis import gradient_conflict
 from mmimb.engine.launch import build_runner
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 METHODS = ('plain', 'multi-branch', 'csba')
 # The CSBA abstract (arXiv 2606.05740), CIFAR-10-LT; its baseline network
 # and schedule are not public.
@@ -74,7 +75,15 @@ def parse_args(argv=None):
                         help='train every method with CCAR instead of CE')
     parser.add_argument('--imbalance', type=int, default=100,
                         choices=(10, 100))
-    parser.add_argument('--conflict-interval', type=int, default=20,
+    parser.add_argument('--iters', type=int, default=250,
+                        help='training iterations of the CPU schedule')
+    parser.add_argument(
+        '--schedule', default=osp.join(ROOT, 'configs', '_base_',
+                                       'schedules', 'cifar_lt_cpu.py'),
+        help='schedule applied on top of each config')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per run')
+    parser.add_argument('--conflict-interval', type=int, default=50,
                         help='iterations between conflict measurements')
     parser.add_argument('--probe-per-class', type=int, default=16,
                         help='probe images per class (fewer if a class has '
@@ -88,8 +97,8 @@ def parse_args(argv=None):
 
 
 def config_path(method: str, ccar: bool, imbalance: int) -> str:
-    name = f'{method}{"-ccar" if ccar else ""}_resnet32_cpu_' \
-        f'cifar10-lt-if{imbalance}.py'
+    name = f'resnet32-{method}_cifar10-lt-if{imbalance}_' \
+        f'{"ccar" if ccar else "ce"}.py'
     return osp.join(ROOT, 'configs', 'csba', name)
 
 
@@ -100,32 +109,23 @@ def innermost(dataset_cfg: dict) -> dict:
     return dataset_cfg
 
 
-def set_data_root(cfg: Config, root: str) -> None:
-    """Point every CIFAR folder dataset of the config at ``root``."""
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        innermost(cfg[loader].dataset).data_root = root
-
-
 def run_config(args, method: str, seed: int, run_dir: str) -> Config:
+    """The method's config with the CPU schedule on top (it replaces the
+    schedule of a complete config, so it cannot be one of its bases)."""
+    os.environ['MMIMB_CPU_ITERS'] = str(4 if args.tiny else args.iters)
     cfg = Config.fromfile(config_path(method, args.ccar, args.imbalance))
-    set_data_root(cfg, args.data_root)
+    cfg.merge_from_dict(Config.fromfile(args.schedule).to_dict())
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        innermost(cfg[loader].dataset).data_root = args.data_root
     cfg.work_dir = run_dir
     cfg.experiment_name = f'{method}_seed{seed}_{int(time.time())}'
-    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.randomness = dict(seed=seed)
     cfg.launcher = 'none'
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        # One core per run: decode in the main process.
-        cfg[loader].num_workers = 0
-        cfg[loader].persistent_workers = False
     if args.tiny:
-        cfg.train_cfg.max_iters = 4
         cfg.train_dataloader.batch_size = 16
+        # Every 100th image: the folders are sorted by class, so all ten
+        # classes stay.
         cfg.val_dataloader.dataset.indices = list(range(0, 10000, 100))
-    # Validate once, at the end; keep only the last checkpoint.
-    cfg.train_cfg.val_interval = cfg.train_cfg.max_iters
-    cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', by_epoch=False,
-        interval=cfg.train_cfg.max_iters, max_keep_ckpts=1)
     return cfg
 
 
@@ -307,6 +307,7 @@ def main(argv=None):
                  '../shared/data/cifar10-jpg.tar.gz -C DIR` and pass '
                  'DIR/cifar10')
     init_default_scope('mmpretrain')
+    torch.set_num_threads(args.threads)
     start = time.time()
     runs = {}
     for method in args.methods:
