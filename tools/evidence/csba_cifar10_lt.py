@@ -46,7 +46,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 
-from mmimb.analysis import gradient_conflict
+from mmimb.analysis import (class_gradients, conflict_with_rest,
+                            cosine_from_gram, summarize)
 from mmimb.engine.launch import build_runner
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -57,8 +58,10 @@ PAPER = dict(baseline_macro_f1=0.595, csba_macro_f1=0.655,
              baseline_params=1.35e6, csba_params=1.79e6)
 METRICS = ('top1', 'balanced_accuracy', 'macro_f1', 'many_shot_acc',
            'medium_shot_acc', 'few_shot_acc')
-CONFLICT = ('mean_negative_cosine', 'conflict_fraction', 'mean_cosine',
-            'rare_vs_rest')
+# Layer groups whose Gradient Conflict Matrix is followed: the backbone,
+# which all three models share, and the branch convolutions of the
+# multi-branch necks (absent from the plain model).
+GROUPS = dict(backbone='backbone', branches='neck.branches')
 
 
 def parse_args(argv=None):
@@ -90,8 +93,12 @@ def parse_args(argv=None):
                         'fewer)')
     parser.add_argument('--rare', type=int, default=3,
                         help='how many of the rarest classes to follow')
+    parser.add_argument('--test-every', type=int, default=1,
+                        help='evaluate on every k-th test image only '
+                        '(validation runs)')
     parser.add_argument('--tiny', action='store_true',
-                        help='4 iterations and 100 test images: checks the '
+                        help='4 iterations of batch 16, a probe of 4 images '
+                        'per class and every 100th test image: checks the '
                         'pipeline, not the method')
     return parser.parse_args(argv)
 
@@ -121,11 +128,14 @@ def run_config(args, method: str, seed: int, run_dir: str) -> Config:
     cfg.experiment_name = f'{method}_seed{seed}_{int(time.time())}'
     cfg.randomness = dict(seed=seed)
     cfg.launcher = 'none'
+    test_every = 100 if args.tiny else args.test_every
+    if test_every > 1:
+        # The folders are sorted by class, so every k-th image keeps all
+        # ten classes.
+        cfg.val_dataloader.dataset.indices = list(range(0, 10000,
+                                                        test_every))
     if args.tiny:
         cfg.train_dataloader.batch_size = 16
-        # Every 100th image: the folders are sorted by class, so all ten
-        # classes stay.
-        cfg.val_dataloader.dataset.indices = list(range(0, 10000, 100))
     return cfg
 
 
@@ -151,11 +161,11 @@ def build_probe(cfg: Config, per_class: int, data_preprocessor):
 
 
 class ConflictProbe(Hook):
-    """Measures the backbone's Gradient Conflict Matrix on the probe batch
-    every ``interval`` training iterations, and keeps the validation
-    metrics. It computes its own gradients and leaves training unchanged
-    (:func:`mmimb.analysis.gradient_conflict` restores the model's mode and
-    never touches ``.grad``)."""
+    """Measures the Gradient Conflict Matrix of each layer group (GROUPS)
+    on the probe batch before training and every ``interval`` iterations,
+    and keeps the validation metrics. It computes its own gradients and
+    leaves training unchanged (:func:`mmimb.analysis.class_gradients`
+    restores the model's mode and never touches ``.grad``)."""
 
     priority = 'LOW'
 
@@ -163,18 +173,31 @@ class ConflictProbe(Hook):
         self.inputs, self.targets = inputs, targets
         self.rare, self.interval = rare, interval
         self.history, self.metrics = [], {}
+        self.seconds = 0.0
 
     def measure(self, runner, iteration: int) -> None:
-        result = gradient_conflict(
-            runner.model, self.inputs, self.targets,
-            num_classes=int(self.targets.max()) + 1, layers=['backbone'])
-        summary = result.summary()
-        rare = result.class_conflict[self.rare]
-        self.history.append(
-            dict(iteration=iteration,
-                 rare_vs_rest=float(rare.nanmean()),
-                 class_conflict=result.class_conflict.tolist(),
-                 **summary))
+        start = time.perf_counter()
+        modules = dict(runner.model.named_modules())
+        groups = {g: p for g, p in GROUPS.items() if p in modules}
+        grams = class_gradients(
+            runner.model, (self.inputs, self.targets),
+            layers=list(groups.values()),
+            num_classes=int(self.targets.max()) + 1,
+            statistic='gram').gram_matrices()
+        record = dict(iteration=iteration)
+        for group, prefix in groups.items():
+            gram = sum(g for name, g in grams.items()
+                       if name.startswith(prefix + '.'))
+            rest = conflict_with_rest(gram)
+            record[group] = dict(
+                rare_vs_rest=float(rest[self.rare].nanmean()),
+                class_conflict=rest.tolist(),
+                **summarize(cosine_from_gram(gram)))
+        self.history.append(record)
+        self.seconds += time.perf_counter() - start
+
+    def before_val(self, runner) -> None:
+        self.val_start = time.perf_counter()
 
     def before_train(self, runner) -> None:
         self.measure(runner, 0)
@@ -187,6 +210,7 @@ class ConflictProbe(Hook):
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self.metrics = dict(metrics or {})
+        self.val_seconds = time.perf_counter() - self.val_start
 
 
 def train_one(args, method: str, seed: int) -> Dict:
@@ -214,7 +238,8 @@ def train_one(args, method: str, seed: int) -> Dict:
         params=sum(p.numel() for p in runner.model.parameters()),
         train_counts=counts.tolist(), rare_classes=rare,
         metrics={k: metrics.get(k) for k in METRICS},
-        conflict=probe.history, seconds=time.time() - start)
+        conflict=probe.history, seconds=time.time() - start,
+        conflict_seconds=probe.seconds, val_seconds=probe.val_seconds)
     os.makedirs(run_dir, exist_ok=True)
     tmp = done + '.tmp'
     with open(tmp, 'w') as f:
@@ -239,7 +264,7 @@ def summarise(runs: Dict[str, List[Dict]]) -> str:
         '| method | params | macro-F1 | balanced acc | few-shot acc | '
         'top-1 | mean neg. cos (final) | conflicting pairs (final) | '
         'rare vs rest cos (final) | rare vs rest cos (mean over training) '
-        '| seeds |', '|' + ' --- |' * 11
+        '| branches: mean neg. cos (final) | seeds |', '|' + ' --- |' * 12
     ]
     for method, group in runs.items():
         params = group[0]['params']
@@ -251,11 +276,12 @@ def summarise(runs: Dict[str, List[Dict]]) -> str:
             # the abstract.
             return [r['metrics'][key] for r in group]
 
-        def final(key):
-            return [r['conflict'][-1][key] for r in group]
+        def final(key, part='backbone'):
+            return [r['conflict'][-1].get(part, {}).get(key) for r in group]
 
-        def over_training(key):
-            return [float(np.nanmean([m[key] for m in r['conflict'][1:]]))
+        def over_training(key, part='backbone'):
+            return [float(np.nanmean([m[part][key]
+                                      for m in r['conflict'][1:]]))
                     for r in group]
 
         lines.append(
@@ -267,13 +293,15 @@ def summarise(runs: Dict[str, List[Dict]]) -> str:
             f'{_stat(final("mean_negative_cosine"))} | '
             f'{_stat(final("conflict_fraction"))} | '
             f'{_stat(final("rare_vs_rest"))} | '
-            f'{_stat(over_training("rare_vs_rest"))} | {len(group)} |')
+            f'{_stat(over_training("rare_vs_rest"))} | '
+            f'{_stat(final("mean_negative_cosine", "branches"))} | '
+            f'{len(group)} |')
     p = PAPER
     lines.append(
         f'| paper: baseline -> CSBA (abstract) | {p["baseline_params"]/1e6:.2f}M'
         f' -> {p["csba_params"]/1e6:.2f}M (+32.6%) | '
         f'{p["baseline_macro_f1"]} -> {p["csba_macro_f1"]} |' +
-        ' |' * 8)
+        ' |' * 9)
     return '\n'.join(lines)
 
 
@@ -285,7 +313,7 @@ def plot_curves(runs: Dict[str, List[Dict]], path: str) -> None:
     for method, group in runs.items():
         iters = [m['iteration'] for m in group[0]['conflict']]
         for ax, key in zip(axes, ('mean_negative_cosine', 'rare_vs_rest')):
-            values = np.array([[m[key] for m in r['conflict']]
+            values = np.array([[m['backbone'][key] for m in r['conflict']]
                                for r in group], dtype=float)
             mean = np.nanmean(values, 0)
             ax.plot(iters, mean, label=method)
@@ -327,9 +355,11 @@ def main(argv=None):
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(runs, f, indent=1)
     plot_curves(runs, osp.join(args.work_dir, 'conflict_curves.png'))
-    print(f'total {time.time() - start:.0f} s; per run: ' + ', '.join(
-        f'{r["method"]}/{r["seed"]} {r["seconds"]:.0f} s'
-        for group in runs.values() for r in group))
+    print(f'total {time.time() - start:.0f} s; per run (all / conflict '
+          'probe / evaluation): ' + ', '.join(
+              f'{r["method"]}/{r["seed"]} {r["seconds"]:.0f}/'
+              f'{r["conflict_seconds"]:.0f}/{r["val_seconds"]:.0f} s'
+              for group in runs.values() for r in group))
 
 
 if __name__ == '__main__':
