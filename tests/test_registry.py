@@ -35,6 +35,14 @@ BUILD_CASES = {
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
     ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmpretrain', 'MODELS', 'CifarResNet'): dict(depth=20),
+    ('mmpretrain', 'DATASETS', 'LongTailedDataset'):
+    dict(
+        dataset=dict(
+            type='CustomDataset', data_root='data/absent', lazy_init=True),
+        imbalance_factor=10,
+        lazy_init=True),
+    ('mmpretrain', 'METRICS', 'LongTailMetric'): dict(),
     ('mmengine', 'MODELS', 'LogitAdjustedLoss'): dict(class_freq=[3, 2, 1]),
     ('mmengine', 'MODELS', 'BalancedSoftmaxLoss'): dict(class_freq=[3, 2, 1]),
 }

@@ -107,7 +107,8 @@ class LongTailedDataset:
             raise TypeError('LongTailedDataset: dataset must be a dataset '
                             f'config or a dataset, got {type(dataset)}')
         # Check the arguments now rather than after loading the source.
-        long_tailed_counts(max_per_class or 1, imbalance_factor, 1)
+        long_tailed_counts(1 if max_per_class is None else max_per_class,
+                           imbalance_factor, 1)
         self.dataset = dataset
         self.imbalance_factor = float(imbalance_factor)
         self.seed = int(seed)
@@ -145,7 +146,8 @@ class LongTailedDataset:
                 f'LongTailedDataset: classes {empty} have no samples in '
                 f'{type(self.dataset).__name__}; every class needs at least '
                 'one')
-        n_max = self.max_per_class or int(available.min())
+        n_max = int(available.min()) if self.max_per_class is None \
+            else self.max_per_class
         counts = long_tailed_counts(n_max, self.imbalance_factor,
                                     num_classes)
         short = [(c, counts[c], int(available[c]))
