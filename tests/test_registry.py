@@ -25,6 +25,7 @@ BUILD_CASES = {
     dict(num_samples=2, img_size=32),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
+    ('mmengine', 'HOOKS', 'GradientConflictHook'): dict(interval=10),
 }
 
 
