@@ -63,8 +63,7 @@ def plot_heatmap(matrix: np.ndarray,
     size = min(4 + 0.25 * k, 16)
     fig = _figure(size + 1, size)
     ax = fig.add_subplot()
-    cmap = matplotlib.colormaps['RdBu_r'].copy()
-    cmap.set_bad('lightgrey')
+    cmap = matplotlib.colormaps['RdBu_r'].with_extremes(bad='lightgrey')
     image = ax.imshow(
         np.ma.masked_invalid(matrix), cmap=cmap, vmin=-1, vmax=1,
         interpolation='nearest')
