@@ -25,3 +25,35 @@ def shared_data() -> Path:
 @pytest.fixture(scope='session')
 def tiny_seg_config() -> Path:
     return ROOT / 'tests' / 'data' / 'configs' / 'tiny_seg_synthetic.py'
+
+
+def _load_test_module(name: str):
+    # The tests folder is not a package (and mmseg installs a top-level
+    # ``tests`` package that would shadow it): load helpers by path.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        f'mmimb_tests_{name}', ROOT / 'tests' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def dataset_fixtures():
+    """tests/dataset_fixtures.py: writers of small copies of the BCSS,
+    CRAG, EBHI-Seg and BDSA source formats."""
+    return _load_test_module('dataset_fixtures')
+
+
+@pytest.fixture(scope='session')
+def converted_bcss(tmp_path_factory, dataset_fixtures) -> Path:
+    """A BCSS fixture release converted to 64 px tiles (default grouping and
+    test institutions): a data_root for configs/_base_/datasets/bcss.py with
+    crop_size 64 or less."""
+    from mmimb.datasets.bcss import convert_bcss
+    root = tmp_path_factory.mktemp('bcss')
+    release = dataset_fixtures.write_bcss_release(root / 'source')
+    out = root / 'converted'
+    convert_bcss(str(release), str(out), tile_size=64, val_fraction=0.25,
+                 progress=False)
+    return out

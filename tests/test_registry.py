@@ -23,9 +23,25 @@ KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
 BUILD_CASES = {
     ('mmseg', 'DATASETS', 'SyntheticTissueDataset'):
     dict(num_samples=2, img_size=32),
+    ('mmseg', 'DATASETS', 'BCSSDataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'BDSADataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'CRAGDataset'): dict(lazy_init=True),
+    ('mmseg', 'DATASETS', 'EBHISegDataset'): dict(lazy_init=True),
+    ('mmseg', 'TRANSFORMS', 'RandomRotate90'): dict(prob=0.5),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
     ('mmengine', 'HOOKS', 'GradientConflictHook'): dict(interval=10),
+    ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmpretrain', 'MODELS', 'CifarResNet'): dict(depth=20),
+    ('mmpretrain', 'DATASETS', 'LongTailedDataset'):
+    dict(
+        dataset=dict(
+            type='CustomDataset', data_root='data/absent', lazy_init=True),
+        imbalance_factor=10,
+        lazy_init=True),
+    ('mmpretrain', 'METRICS', 'LongTailMetric'): dict(),
+    ('mmengine', 'MODELS', 'LogitAdjustedLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmengine', 'MODELS', 'BalancedSoftmaxLoss'): dict(class_freq=[3, 2, 1]),
 }
 
 

@@ -1,3 +1,15 @@
+from .bcss import BCSSDataset
+from .bdsa import BDSADataset
+from .class_stats import ClassStats, class_frequencies
+from .crag import CRAGDataset
+from .ebhi_seg import EBHISegDataset
+from .long_tailed import LongTailedDataset, long_tailed_counts
 from .synthetic_tissue import SyntheticTissueDataset, TissueGenerator
+from .transforms import RandomRotate90
 
-__all__ = ['SyntheticTissueDataset', 'TissueGenerator']
+__all__ = [
+    'BCSSDataset', 'BDSADataset', 'CRAGDataset', 'ClassStats',
+    'EBHISegDataset', 'LongTailedDataset', 'RandomRotate90',
+    'SyntheticTissueDataset', 'TissueGenerator', 'class_frequencies',
+    'long_tailed_counts'
+]

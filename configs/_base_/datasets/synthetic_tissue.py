@@ -6,9 +6,13 @@ dataset_type = 'SyntheticTissueDataset'
 img_size = 256
 crop_size = (img_size, img_size)
 
+# The geometric half of the pathology augmentation (pathology_seg.py): the 8
+# symmetries of the square. No colour jitter: the generator draws its own
+# stain jitter, and colour is what sets a class's difficulty here.
 train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='RandomRotate90', prob=0.75),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [dict(type='PackSegInputs')]

@@ -1,0 +1,54 @@
+# What the histopathology datasets (bcss, crag, bdsa, ebhi_seg) share: the
+# folder layout the converters in tools/dataset_converters write
+# (OUT/img_dir/{train,val,test}, OUT/ann_dir/{train,val,test}), label-
+# preserving augmentation and an evaluator reporting mIoU, mDice and the
+# per-class IoU and Dice. Images are never rescaled: tiles keep the
+# magnification they were converted at.
+#
+# Tissue has no orientation: flips and exact quarter turns draw uniformly from
+# the 8 symmetries of the square. The colour jitter is milder than mmseg's
+# defaults (hue 18, contrast/saturation 0.5-1.5), which move H&E outside the
+# range of real stain variation (our choice).
+pathology_augment = [
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='RandomRotate90', prob=0.75),
+    dict(
+        type='PhotoMetricDistortion',
+        brightness_delta=16,
+        contrast_range=(0.8, 1.2),
+        saturation_range=(0.8, 1.2),
+        hue_delta=8),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train')))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        data_prefix=dict(img_path='img_dir/test', seg_map_path='ann_dir/test'),
+        pipeline=test_pipeline))
+
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice'])
+test_evaluator = val_evaluator
