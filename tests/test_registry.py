@@ -34,6 +34,7 @@ BUILD_CASES = {
     ('mmseg', 'TRANSFORMS', 'RandomRotate90'): dict(prob=0.5),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
+    ('mmengine', 'HOOKS', 'GradientConflictHook'): dict(interval=10),
     ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
     ('mmpretrain', 'MODELS', 'CifarResNet'): dict(depth=20),
     ('mmpretrain', 'DATASETS', 'LongTailedDataset'):
@@ -73,13 +74,19 @@ def test_every_registered_component_has_a_build_case():
     'key', [k for k in REGISTERED if BUILD_CASES.get(k) is not None],
     ids='.'.join)
 def test_build_from_config_dict(key):
+    """Built by its bare name in its own scope (both task scopes for
+    kind-neutral components) and as ``mmimb.<name>`` from the other one."""
     scope, kind, name = key
-    for run_scope in (['mmseg', 'mmpretrain'] if scope == 'mmengine' else
-                      [scope]):
+    if scope == 'mmengine':
+        attempts = [('mmseg', name), ('mmpretrain', name)]
+    else:
+        other = 'mmpretrain' if scope == 'mmseg' else 'mmseg'
+        attempts = [(scope, name), (other, f'mmimb.{name}')]
+    for run_scope, type_name in attempts:
         init_default_scope(run_scope)
         registry = getattr(SCOPES[run_scope], kind)
-        obj = registry.build(dict(type=name, **BUILD_CASES[key]))
-        assert type(obj).__name__ == name
+        obj = registry.build(dict(type=type_name, **BUILD_CASES[key]))
+        assert type(obj).__name__ == name, (run_scope, type_name)
 
 
 @pytest.mark.parametrize('key', REGISTERED, ids='.'.join)

@@ -513,11 +513,11 @@ def _fast_samples(total: Tensor, rows: Tensor, counts: Tensor, ids: Tensor,
                         "mode='loop' or leave the layer out")
         live = [c for c in calls[n] if c.grad is not None]
         if statistic == 'gram' and _kernel_is_cheaper(module, live, k):
-            a = live[0].inp.detach()[keep].float()
-            d = live[0].grad[keep].float()
+            a = live[0].inp.detach()[keep].double()
+            d = live[0].grad[keep].double()
             kernel = per_sample_kernel(module, a, d)
             onehot = F.one_hot(sample_rows, k).to(kernel.dtype)
-            inner = (onehot.T @ kernel @ onehot).double()
+            inner = onehot.T @ kernel @ onehot
             g = (inner + inner.T) / 2
             g[~present] = float('nan')
             g[:, ~present] = float('nan')

@@ -44,6 +44,10 @@ DEFAULT_CLASS_SPECS = (
 _EXTRA_COLORS = ((200, 120, 180), (120, 60, 150), (245, 225, 235),
                  (170, 100, 190), (215, 140, 200), (100, 50, 120))
 _DOT_COLOR = np.array((60, 20, 90), dtype=np.float32)
+# Label colours for drawing masks: distinct, unlike the tissue colours.
+_PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
+            (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
+            (188, 189, 34), (23, 190, 207))
 
 
 def _validate_specs(class_specs: Sequence[dict]) -> List[dict]:
@@ -194,7 +198,7 @@ class SyntheticTissueDataset(BaseSegDataset):
 
     METAINFO = dict(
         classes=tuple(s['name'] for s in DEFAULT_CLASS_SPECS),
-        palette=[list(s['color']) for s in DEFAULT_CLASS_SPECS])
+        palette=[list(c) for c in _PALETTE[:len(DEFAULT_CLASS_SPECS)]])
 
     def __init__(self,
                  num_samples: int = 100,
@@ -213,7 +217,10 @@ class SyntheticTissueDataset(BaseSegDataset):
                                          noise_std, freq_jitter, field_res)
         metainfo = dict(
             classes=self.generator.class_names,
-            palette=[list(map(int, c)) for c in self.generator.colors],
+            palette=[
+                list(_PALETTE[k % len(_PALETTE)])
+                for k in range(len(self.generator.specs))
+            ],
             class_freq=self.generator.freq.tolist(),
             class_difficulty=self.generator.difficulty.tolist())
         metainfo.update(kwargs.pop('metainfo', None) or {})

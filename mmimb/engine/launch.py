@@ -47,8 +47,6 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if cfg.launcher != 'none':
-        _use_gloo_without_gpu(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -57,14 +55,25 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _use_gloo_without_gpu(cfg: Config) -> None:
+def _distribute_on_cpu(cfg: Config) -> None:
+    """Make a distributed launch work without a GPU: gloo instead of nccl,
+    and DDP over CPU modules (which take no device ids)."""
     import torch
+    if torch.cuda.is_available():
+        return
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    if not torch.cuda.is_available() and dist_cfg.get('backend',
-                                                      'nccl') == 'nccl':
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
         print_log('no GPU: distributed backend nccl replaced by gloo',
                   logger='current', level=logging.WARNING)
         dist_cfg['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+    # mmengine's pytorch launcher calls torch.cuda.set_device before creating
+    # the process group; an existing group makes it skip that step.
+    if cfg.launcher == 'pytorch' and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend=dist_cfg['backend'])
 
 
 def enable_amp(cfg: Config) -> None:
@@ -92,6 +101,8 @@ def build_runner(cfg: Config, mode: str):
     """Check the config, then build its runner (``MMImbRunner`` unless the
     config names another ``runner_type``)."""
     cfg.default_scope = check_config(cfg, mode)
+    if cfg.launcher != 'none':
+        _distribute_on_cpu(cfg)
     init_default_scope(cfg.default_scope)
     cfg.setdefault('runner_type', 'MMImbRunner')
     return RUNNERS.build(cfg)
