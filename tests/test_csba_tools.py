@@ -1,5 +1,5 @@
 """CSBA through the command-line tools: a few training iterations with
-tools/train.py on a tiny fixture, and the parameter/FLOP counts of
+tools/train.py (mmimb.cli.train) on a tiny fixture, and the parameter/FLOP counts of
 tools/analysis_tools/get_flops.py against closed forms."""
 import importlib.util
 import json
@@ -40,9 +40,9 @@ def tiny_cls_root(tmp_path_factory) -> Path:
 @pytest.mark.parametrize('config', ['tiny_cls_csba.py',
                                     'tiny_cls_multi_branch.py'])
 def test_train_a_few_iterations(config, tiny_cls_root, tmp_path):
-    train = load_tool('tools/train.py')
+    from mmimb.cli.train import main as train
     work_dir = tmp_path / 'work'
-    train.main([
+    train([
         str(CONFIGS / config), '--work-dir',
         str(work_dir), '--cfg-options',
         f'train_dataloader.dataset.data_root={tiny_cls_root}',
