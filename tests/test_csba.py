@@ -323,6 +323,8 @@ def _classifier(backbone, in_channels, neck_type='CSBANeck'):
      64),
     (dict(type='ResNet', depth=18, base_channels=8, stem_channels=8,
           out_indices=(1, 2, 3)), 64),
+    (dict(type='CifarResNet', depth=8), 64),
+    (dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)), 64),
 ])
 @pytest.mark.parametrize('neck_type', ['CSBANeck', 'MultiBranchNeck'])
 def test_on_mmpretrain_backbones(backbone, in_channels, neck_type):

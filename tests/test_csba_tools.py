@@ -83,12 +83,12 @@ def test_get_flops_counts_match_closed_forms(tmp_path, capsys):
     _, base_params = _built_params(CONFIGS / 'tiny_cls_plain.py')
     assert result['baseline']['params'] == base_params
 
-    # The neck on the backbone's (1, 64, 4, 4) map, D=16, B=3, C=3:
+    # The neck on the backbone's (1, 64, 8, 8) map, D=16, B=3, C=3:
     # three 3x3 convolutions, their eval-mode BatchNorm (2 per element in
     # mmengine), the squeeze (48 -> 8) and the class-specific expansion
     # (8 -> C*B*D); pooling, softmax and the element-wise fusion count zero
     # in mmengine.
-    c, b, d, cin, hw = 3, 3, 16, 64, 4 * 4
+    c, b, d, cin, hw = 3, 3, 16, 64, 8 * 8
     hidden = model.neck.attention.hidden_channels
     neck_flops = b * cin * d * 9 * hw + 2 * b * d * hw + b * d * hidden \
         + hidden * c * b * d

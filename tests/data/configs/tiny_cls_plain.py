@@ -1,12 +1,11 @@
-# A classification run small enough for tests: a narrow CIFAR ResNet-18 on
-# 32 px images in a folder per class (tests write them and set data_root).
+# A classification run small enough for tests: CIFAR ResNet-8 on 32 px
+# images in a folder per class (tests write them and set data_root).
 _base_ = ['mmimb::_base_/default_runtime_cls.py']
 model = dict(
     type='ImageClassifier',
     data_preprocessor=dict(
         num_classes=3, mean=[128.0] * 3, std=[64.0] * 3, to_rgb=True),
-    backbone=dict(
-        type='ResNet_CIFAR', depth=18, base_channels=8, stem_channels=8),
+    backbone=dict(type='CifarResNet', depth=8),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=3, in_channels=64))
 dataset = dict(
