@@ -3,6 +3,7 @@ pipeline at tiny size on the real CIFAR-10 JPEG release."""
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 import tarfile
@@ -77,7 +78,7 @@ def test_tiny_sweep_on_real_cifar10(shared_data, tmp_path):
         str(SCRIPT), '--data-root',
         str(tmp_path / 'data' / 'cifar10'), '--work-dir',
         str(work), '--seeds', '0', '--tiny'
-    ], check=True, cwd=ROOT)
+    ], check=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     runs = json.loads((work / 'results.json').read_text())
     assert set(runs) == {'plain', 'multi-branch', 'csba'}
     for method, (run, ) in runs.items():
