@@ -79,6 +79,17 @@ def test_csba_neck_shapes(c, b, d):
     assert out[0].shape == (3, c, d)
 
 
+def test_stem_reduces_before_the_branches():
+    neck = CSBANeck(32, num_classes=3, out_channels=8,
+                    branch_cfg=dict(stem_channels=4, num_convs=2))
+    assert neck(torch.randn(2, 32, 5, 5)).shape == (2, 3, 8)
+    convs = [m for m in neck.branches.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    # 1x1 stem (32 -> 4), then per branch 3x3 4 -> 8 and 3x3 8 -> 8.
+    assert [tuple(c.weight.shape) for c in convs] == \
+        [(4, 32, 1, 1)] + [(8, 4, 3, 3), (8, 8, 3, 3)] * 3
+
+
 def test_csba_neck_default_is_three_dilated_branches():
     neck = CSBANeck(8, num_classes=2)
     assert neck.branches.dilations == (1, 2, 3)

@@ -125,6 +125,10 @@ class MultiBranchConv(BaseModule):
         num_convs: Convolutions per branch (depth of a branch).
         groups: Groups of every convolution (reduces parameters on wide
             backbones).
+        stem_channels: If set, a shared 1x1 ConvModule first reduces the
+            input to this many channels; on wide backbones (2048 channels
+            for ResNet-50) it cuts the branches' parameters by
+            ``in_channels / stem_channels``.
         conv_cfg, norm_cfg, act_cfg: As in :class:`mmcv.cnn.ConvModule`.
         init_cfg: Initialisation config.
 
@@ -140,6 +144,7 @@ class MultiBranchConv(BaseModule):
                  dilation: IntOrSeq = (1, 2, 3),
                  num_convs: int = 1,
                  groups: int = 1,
+                 stem_channels: Optional[int] = None,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
@@ -160,6 +165,16 @@ class MultiBranchConv(BaseModule):
         self.num_branches = num_branches
         self.out_channels = out_channels
         self.kernel_sizes, self.dilations = kernels, dilations
+        self.stem = None
+        if stem_channels is not None:
+            self.stem = ConvModule(
+                in_channels,
+                stem_channels,
+                1,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg)
+            in_channels = stem_channels
         self.branches = nn.ModuleList()
         for k, d in zip(kernels, dilations):
             self.branches.append(
@@ -177,6 +192,8 @@ class MultiBranchConv(BaseModule):
                 ]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stem is not None:
+            x = self.stem(x)
         return torch.stack([branch(x).mean(dim=(2, 3))
                             for branch in self.branches], dim=1)
 
@@ -278,8 +295,8 @@ def build_branches(in_channels: int, out_channels: Optional[int],
                    owner: str) -> MultiBranchConv:
     """The branches of a multi-branch neck, with ``branch_cfg`` checked
     against :class:`MultiBranchConv`'s arguments."""
-    allowed = ('kernel_size', 'dilation', 'num_convs', 'groups', 'conv_cfg',
-               'norm_cfg', 'act_cfg')
+    allowed = ('kernel_size', 'dilation', 'num_convs', 'groups',
+               'stem_channels', 'conv_cfg', 'norm_cfg', 'act_cfg')
     branch_cfg = dict(branch_cfg or {})
     unknown = sorted(set(branch_cfg) - set(allowed))
     if unknown:

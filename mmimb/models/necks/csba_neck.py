@@ -38,8 +38,9 @@ class CSBANeck(BaseModule):
             ``None`` means ``in_channels``.
         branch_cfg: Arguments of :class:`MultiBranchConv`: ``kernel_size``
             and ``dilation`` (an int or one per branch; default 3x3 kernels
-            with dilations 1, 2, 3), ``num_convs``, ``groups``, ``conv_cfg``,
-            ``norm_cfg``, ``act_cfg``.
+            with dilations 1, 2, 3), ``num_convs``, ``groups``,
+            ``stem_channels`` (a shared 1x1 reduction first, for wide
+            backbones), ``conv_cfg``, ``norm_cfg``, ``act_cfg``.
         reduction: Hidden width of the attention is ``D // reduction``
             (at least 8).
         hidden_channels: Explicit hidden width of the attention.
