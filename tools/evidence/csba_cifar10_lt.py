@@ -5,7 +5,7 @@ CSBA, several seeds, one table.
     python tools/evidence/csba_cifar10_lt.py \
         --data-root /tmp/csba/data/cifar10 --work-dir /tmp/csba/evidence \
         [--seeds 0 1 2] [--methods plain multi-branch csba] [--ccar]
-        [--imbalance 100] [--iters 250] [--conflict-interval 50]
+        [--imbalance 100] [--iters N] [--conflict-interval 50]
         [--probe-per-class 16] [--threads 1] [--tiny]
 
 Each run trains ``configs/csba/resnet32-<method>_cifar10-lt-if<IF>_<ce|
@@ -78,8 +78,9 @@ def parse_args(argv=None):
                         help='train every method with CCAR instead of CE')
     parser.add_argument('--imbalance', type=int, default=100,
                         choices=(10, 100))
-    parser.add_argument('--iters', type=int, default=250,
-                        help='training iterations of the CPU schedule')
+    parser.add_argument('--iters', type=int,
+                        help='training iterations; default: those of the '
+                        'CPU schedule (450)')
     parser.add_argument(
         '--schedule', default=osp.join(ROOT, 'configs', '_base_',
                                        'schedules', 'cifar_lt_cpu.py'),
@@ -119,7 +120,9 @@ def innermost(dataset_cfg: dict) -> dict:
 def run_config(args, method: str, seed: int, run_dir: str) -> Config:
     """The method's config with the CPU schedule on top (it replaces the
     schedule of a complete config, so it cannot be one of its bases)."""
-    os.environ['MMIMB_CPU_ITERS'] = str(4 if args.tiny else args.iters)
+    iters = 4 if args.tiny else args.iters
+    if iters is not None:
+        os.environ['MMIMB_CPU_ITERS'] = str(iters)
     cfg = Config.fromfile(config_path(method, args.ccar, args.imbalance))
     cfg.merge_from_dict(Config.fromfile(args.schedule).to_dict())
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
