@@ -33,7 +33,9 @@ def fake_run(method, seed, macro_f1, rare, params, branches=None):
     history = [dict(iteration=0, **record), dict(iteration=10, **record)]
     metrics = dict(top1=50.0, balanced_accuracy=40.0, macro_f1=macro_f1,
                    many_shot_acc=60.0, medium_shot_acc=30.0,
-                   few_shot_acc=float('nan') if seed else 10.0)
+                   few_shot_acc=float('nan') if seed else 10.0,
+                   attention_from_uniform=None if branches is None else 0.1,
+                   attention_class_spread=None if branches is None else 0.05)
     return dict(method=method, seed=seed, params=params, metrics=metrics,
                 conflict=history)
 
@@ -55,6 +57,8 @@ def test_summary_table_from_known_runs():
     assert plain[4] == '10.0'
     assert csba[8] == '0.200 ± 0.000'
     assert plain[10] == 'n/a' and csba[10] == '-0.300 ± 0.000'
+    assert plain[11] == 'n/a / n/a'
+    assert csba[11] == '0.100 ± 0.000 / 0.050 ± 0.000'
     assert table[-1].startswith('| paper: baseline -> CSBA')
     assert '0.595 -> 0.655' in table[-1]
 
@@ -90,5 +94,12 @@ def test_tiny_sweep_on_real_cifar10(shared_data, tmp_path):
         assert -1 <= last['backbone']['mean_negative_cosine'] <= 0
         assert ('branches' in last) == (method != 'plain')
         assert not math.isnan(run['metrics']['macro_f1'])
+        spread = run['metrics']['attention_class_spread']
+        if method == 'plain':
+            assert spread is None
+        elif method == 'multi-branch':
+            assert spread == 0
+        else:
+            assert spread >= 0
     assert (work / 'results.md').is_file()
     assert (work / 'conflict_curves.png').is_file()

@@ -20,7 +20,11 @@ images for every method and seed). Recorded: the mean negative cosine and
 the fraction of conflicting class pairs, and for the rarest classes their
 conflict with the rest ``cos(g_c, sum_{j != c} g_j)``. At the end the model
 is evaluated on the full balanced test set (LongTailMetric: macro-F1,
-balanced accuracy, many/medium/few-shot accuracy).
+balanced accuracy, many/medium/few-shot accuracy), and on the test images
+the branch attention of the multi-branch necks is summarised: its mean
+distance from uniform weights, and its spread over classes (the standard
+deviation over classes, 0 for a class-shared attention, and 0 for CSBA at
+initialisation).
 
 Results go to ``WORK_DIR/results.md`` (table, mean +- std over seeds, next
 to the CSBA abstract's figures), ``results.json`` and
@@ -57,7 +61,8 @@ METHODS = ('plain', 'multi-branch', 'csba')
 PAPER = dict(baseline_macro_f1=0.595, csba_macro_f1=0.655,
              baseline_params=1.35e6, csba_params=1.79e6)
 METRICS = ('top1', 'balanced_accuracy', 'macro_f1', 'many_shot_acc',
-           'medium_shot_acc', 'few_shot_acc')
+           'medium_shot_acc', 'few_shot_acc', 'attention_from_uniform',
+           'attention_class_spread')
 # Layer groups whose Gradient Conflict Matrix is followed: the backbone,
 # which all three models share, and the branch convolutions of the
 # multi-branch necks (absent from the plain model).
@@ -201,6 +206,21 @@ class ConflictProbe(Hook):
 
     def before_val(self, runner) -> None:
         self.val_start = time.perf_counter()
+        self.attention = []
+        attention = getattr(getattr(runner.model, 'neck', None),
+                            'attention', None)
+        self._handle = attention.register_forward_hook(
+            self._record_attention) if attention is not None else None
+
+    def _record_attention(self, module, inputs, weights) -> None:
+        """How far the branch weights (N, K, B, D) are from uniform, and how
+        much they differ between classes (0 for a class-shared
+        attention)."""
+        uniform = 1.0 / weights.shape[2]
+        self.attention.append((
+            weights.shape[0],
+            float((weights - uniform).abs().mean()),
+            float(weights.std(dim=1, unbiased=False).mean())))
 
     def before_train(self, runner) -> None:
         self.measure(runner, 0)
@@ -214,6 +234,14 @@ class ConflictProbe(Hook):
     def after_val_epoch(self, runner, metrics=None) -> None:
         self.metrics = dict(metrics or {})
         self.val_seconds = time.perf_counter() - self.val_start
+        if self._handle is not None:
+            self._handle.remove()
+            n = sum(k for k, _, _ in self.attention)
+            self.metrics.update(
+                attention_from_uniform=sum(
+                    k * u for k, u, _ in self.attention) / n,
+                attention_class_spread=sum(
+                    k * c for k, _, c in self.attention) / n)
 
 
 def train_one(args, method: str, seed: int) -> Dict:
@@ -267,7 +295,8 @@ def summarise(runs: Dict[str, List[Dict]]) -> str:
         '| method | params | macro-F1 | balanced acc | few-shot acc | '
         'top-1 | mean neg. cos (final) | conflicting pairs (final) | '
         'rare vs rest cos (final) | rare vs rest cos (mean over training) '
-        '| branches: mean neg. cos (final) | seeds |', '|' + ' --- |' * 12
+        '| branches: mean neg. cos (final) | attention: from uniform / '
+        'spread over classes | seeds |', '|' + ' --- |' * 13
     ]
     for method, group in runs.items():
         params = group[0]['params']
@@ -298,13 +327,14 @@ def summarise(runs: Dict[str, List[Dict]]) -> str:
             f'{_stat(final("rare_vs_rest"))} | '
             f'{_stat(over_training("rare_vs_rest"))} | '
             f'{_stat(final("mean_negative_cosine", "branches"))} | '
-            f'{len(group)} |')
+            f'{_stat(metric("attention_from_uniform"))} / '
+            f'{_stat(metric("attention_class_spread"))} | {len(group)} |')
     p = PAPER
     lines.append(
         f'| paper: baseline -> CSBA (abstract) | {p["baseline_params"]/1e6:.2f}M'
         f' -> {p["csba_params"]/1e6:.2f}M (+32.6%) | '
         f'{p["baseline_macro_f1"]} -> {p["csba_macro_f1"]} |' +
-        ' |' * 9)
+        ' |' * 10)
     return '\n'.join(lines)
 
 
