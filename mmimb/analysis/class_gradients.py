@@ -473,19 +473,29 @@ def _empty(k: int, names, params, device) -> Dict[str, Tensor]:
     }
 
 
-def _loop(weighted: Tensor, rows: Tensor, present: Tensor, names,
-          params) -> Dict[str, Tensor]:
+def _backward_per_class(out: Dict[str, Tensor], names, params,
+                        present: Tensor, vjp: Callable) -> None:
+    """Fill row r of ``out[name]`` for each present row with one
+    ``autograd.grad(*vjp(r))`` (output, grad_output) over the layers'
+    parameters, from the shared forward."""
     flat_params = [p for n in names for p in params[n]]
-    out = _empty(present.numel(), names, params, weighted.device)
     for r in present.nonzero().squeeze(1).tolist():
-        loss = (weighted * (rows == r)).sum()
+        output, grad_output = vjp(r)
         grads = torch.autograd.grad(
-            loss, flat_params, retain_graph=True, allow_unused=True)
+            output, flat_params, grad_outputs=grad_output,
+            retain_graph=True, allow_unused=True)
         start = 0
         for n in names:
             end = start + len(params[n])
             out[n][r] = _flat(grads[start:end], params[n])
             start = end
+
+
+def _loop(weighted: Tensor, rows: Tensor, present: Tensor, names,
+          params) -> Dict[str, Tensor]:
+    out = _empty(present.numel(), names, params, weighted.device)
+    _backward_per_class(out, names, params, present,
+                        lambda r: ((weighted * (rows == r)).sum(), None))
     return out
 
 
@@ -624,17 +634,11 @@ def _fast_pixels(logits, scores, weighted, rows, present, names, modules,
                                        e, rows, present, scores.shape[2:],
                                        align_corners)
     if rest:
-        flat_params = [p for n in rest for p in params[n]]
-        for r in present.nonzero().squeeze(1).tolist():
-            mask = (rows == r).unsqueeze(1).to(e.dtype)
-            grads = torch.autograd.grad(
-                scores, flat_params, grad_outputs=e * mask,
-                retain_graph=True, allow_unused=True)
-            start = 0
-            for n in rest:
-                end = start + len(params[n])
-                out[n][r] = _flat(grads[start:end], params[n])
-                start = end
+        # The per-pixel loss gradient e restricted to class r's pixels is
+        # the gradient of L_r with respect to the logits.
+        _backward_per_class(
+            out, rest, params, present,
+            lambda r: (scores, e * (rows == r).unsqueeze(1).to(e.dtype)))
     return out
 
 
