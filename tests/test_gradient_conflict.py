@@ -197,6 +197,34 @@ def test_layer_called_twice_sums_both_calls():
         class_gradients(model, batch))
 
 
+def test_layers_off_the_path_to_the_inputs():
+    """A layer fed only by parameters (a learned query) is not passed by a
+    backward to the inputs; one the loss does not use has zero gradient."""
+
+    class Query(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.query = nn.Parameter(torch.randn(1, 4))
+            self.proj = nn.Linear(4, 4)
+            self.unused = nn.Linear(4, 4)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x):
+            x = 2 * x
+            q = self.proj(self.query.expand(x.shape[0], 4))
+            self.unused(x)
+            return self.head(torch.tanh(x + q))
+
+    torch.manual_seed(0)
+    model = Query()
+    batch = (torch.randn(9, 4), torch.arange(9) % 3)
+    loop = class_gradients(model, batch, mode='loop')
+    fast = class_gradients(model, batch)
+    assert_same_gradients(loop, fast)
+    assert (fast.grads['unused'] == 0).all()
+
+
 def test_cosines_symmetric_with_unit_diagonal(cnn):
     result = gradient_conflict(cnn, *classification_batch())
     present = result.present

@@ -51,6 +51,7 @@ def seg_config(tiny_seg_config):
 
 def train(cfg, work_dir, hook=None):
     cfg.work_dir = str(work_dir)
+    cfg.launcher = 'none'
     if hook is not None:
         cfg.custom_hooks = [hook]
     runner = build_runner(cfg, 'train')
@@ -116,6 +117,7 @@ def test_fixed_probe_bit_identical_and_reused(cls_baseline, image_folder,
 def test_hook_matrix_is_the_library_matrix(image_folder, tmp_path):
     cfg = cls_config(image_folder)
     cfg.work_dir = str(tmp_path)
+    cfg.launcher = 'none'
     runner = build_runner(cfg, 'train')
     hook = GradientConflictHook(interval=1)
     hook.before_train(runner)

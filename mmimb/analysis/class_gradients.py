@@ -32,6 +32,7 @@ mode afterwards; parameter ``.grad`` fields are never touched.
 """
 import difflib
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -154,16 +155,23 @@ def gram_of(grads: Tensor, present: Tensor) -> Tensor:
 
 
 class _Call:
-    """One call of a recorded layer: its input, output and (after the
-    backward) its output gradient."""
+    """One call of a recorded layer: its input and output, and what to do
+    with the output gradient when the backward reaches it (``on_grad``;
+    by default keep it)."""
 
     def __init__(self, inp: Tensor, out: Tensor):
         self.inp = inp
         self.out = out
         self.grad: Optional[Tensor] = None
+        self.done = False
+        self.on_grad: Optional[Callable[['_Call', Tensor], None]] = None
 
     def set_grad(self, grad: Tensor) -> None:
-        self.grad = grad.detach()
+        self.done = True
+        if self.on_grad is None:
+            self.grad = grad.detach()
+        else:
+            self.on_grad(self, grad.detach())
 
 
 class _Recorder:
@@ -378,11 +386,15 @@ def class_gradients(model: nn.Module,
         with _EvalMode(model), torch.enable_grad(), torch.autocast(
                 device_type=device_type, enabled=False):
             if isinstance(inputs, Tensor) and inputs.is_floating_point():
-                inputs = inputs.float()
+                # In 'fast' mode the backward runs down to the inputs (not
+                # the weights), which therefore require gradients.
+                inputs = inputs.detach().float().requires_grad_(
+                    mode != 'loop')
             logits = model(inputs)
             recorder.remove()
             # A sketch is taken of the class gradients, so keep them.
-            result = _compute(model, logits, targets, loss_fn, classes,
+            result = _compute(model, inputs, logits, targets, loss_fn,
+                              classes,
                               modules, explicit, recorder.calls, mode,
                               num_classes, ignore_index, align_corners,
                               'grads' if mode == 'sketch' else statistic)
@@ -397,8 +409,8 @@ def class_gradients(model: nn.Module,
     return result
 
 
-def _compute(model, logits, targets, loss_fn, classes, modules, explicit,
-             calls, mode, num_classes, ignore_index, align_corners,
+def _compute(model, inputs, logits, targets, loss_fn, classes, modules,
+             explicit, calls, mode, num_classes, ignore_index, align_corners,
              statistic) -> ClassGradients:
     channels = _check_targets(logits, targets, num_classes, ignore_index)
     uncalled = [n for n in modules if not calls[n]]
@@ -438,9 +450,9 @@ def _compute(model, logits, targets, loss_fn, classes, modules, explicit,
     if mode == 'loop':
         grads = _loop(losses * weight, rows, present, names, params)
     elif not dense:
-        total = (losses * weight).sum()
-        return _fast_samples(total, rows, counts, ids, names, modules, calls,
-                             params, statistic)
+        grouping = _SampleGrouping(rows, counts, ids, names, modules, calls,
+                                   params, statistic)
+        return grouping.run((losses * weight).sum(), inputs)
     else:
         grads = _fast_pixels(logits, scores, losses * weight, rows, present,
                              names, modules, calls, params, align_corners)
@@ -461,91 +473,137 @@ def _empty(k: int, names, params, device) -> Dict[str, Tensor]:
     }
 
 
-def _loop(weighted: Tensor, rows: Tensor, present: Tensor, names,
-          params) -> Dict[str, Tensor]:
+def _backward_per_class(out: Dict[str, Tensor], names, params,
+                        present: Tensor, vjp: Callable) -> None:
+    """Fill row r of ``out[name]`` for each present row with one
+    ``autograd.grad(*vjp(r))`` (output, grad_output) over the layers'
+    parameters, from the shared forward."""
     flat_params = [p for n in names for p in params[n]]
-    out = _empty(present.numel(), names, params, weighted.device)
     for r in present.nonzero().squeeze(1).tolist():
-        loss = (weighted * (rows == r)).sum()
+        output, grad_output = vjp(r)
         grads = torch.autograd.grad(
-            loss, flat_params, retain_graph=True, allow_unused=True)
+            output, flat_params, grad_outputs=grad_output,
+            retain_graph=True, allow_unused=True)
         start = 0
         for n in names:
             end = start + len(params[n])
             out[n][r] = _flat(grads[start:end], params[n])
             start = end
+
+
+def _loop(weighted: Tensor, rows: Tensor, present: Tensor, names,
+          params) -> Dict[str, Tensor]:
+    out = _empty(present.numel(), names, params, weighted.device)
+    _backward_per_class(out, names, params, present,
+                        lambda r: ((weighted * (rows == r)).sum(), None))
     return out
 
 
-def _fast_samples(total: Tensor, rows: Tensor, counts: Tensor, ids: Tensor,
-                  names, modules, calls, params,
-                  statistic: str) -> ClassGradients:
-    n_samples = rows.shape[0]
-    # Differentiate towards each layer's input (or, for the first layer, its
-    # parameters): the backward then passes every recorded output, where
-    # the tensor hooks take the output gradients, and skips weight
-    # gradients.
-    targets, seen = [], set()
-    for n in names:
-        for call in calls[n]:
-            wanted = [call.inp] if call.inp.requires_grad else params[n]
-            for t in wanted:
-                if id(t) not in seen:
-                    seen.add(id(t))
-                    targets.append(t)
-    torch.autograd.grad(total, targets, allow_unused=True)
+class _SampleGrouping:
+    """``'fast'`` mode for sample classes: group each layer's per-sample
+    weight gradients by class as its output gradient arrives in the
+    backward, so that output gradients are never all held at once."""
 
-    k = ids.numel()
-    present = counts > 0
-    keep = (rows >= 0).nonzero().squeeze(1)
-    sample_rows = rows[keep]
-    grads, gram = {}, {}
-    for n in names:
-        module = modules[n]
-        size = sum(p.numel() for p in params[n])
-        for call in calls[n]:
-            for what, t in (('input', call.inp), ('output', call.out)):
-                if t.shape[0] != n_samples:
-                    raise ValueError(
-                        f"mode 'fast' needs dimension 0 of every layer's "
-                        f'{what} to be the sample; layer {n!r} has '
-                        f'{tuple(t.shape)} for a batch of {n_samples}: use '
-                        "mode='loop' or leave the layer out")
-        live = [c for c in calls[n] if c.grad is not None]
-        if statistic == 'gram' and _kernel_is_cheaper(module, live, k):
-            a = live[0].inp.detach()[keep].double()
-            d = live[0].grad[keep].double()
-            kernel = per_sample_kernel(module, a, d)
-            onehot = F.one_hot(sample_rows, k).to(kernel.dtype)
+    def __init__(self, rows: Tensor, counts: Tensor, ids: Tensor, names,
+                 modules, calls, params, statistic: str):
+        self.n = rows.shape[0]
+        self.k = ids.numel()
+        self.ids, self.counts = ids, counts
+        self.present = counts > 0
+        self.keep = (rows >= 0).nonzero().squeeze(1)
+        self.rows = rows[self.keep]
+        self.names, self.modules, self.calls = names, modules, calls
+        self.params, self.statistic = params, statistic
+        self.acc: Dict[str, Tensor] = {}
+        self.pending = {n: len(calls[n]) for n in names}
+        self.grads: Dict[str, Tensor] = {}
+        self.gram: Dict[str, Tensor] = {}
+        for n in names:
+            for call in calls[n]:
+                self._check(n, call)
+                call.on_grad = partial(self._take, n)
+
+    def _check(self, name: str, call: _Call) -> None:
+        for what, t in (('input', call.inp), ('output', call.out)):
+            if t.shape[0] != self.n:
+                raise ValueError(
+                    f"mode 'fast' needs dimension 0 of every layer's {what} "
+                    f'to be the sample; layer {name!r} has '
+                    f'{tuple(t.shape)} for a batch of {self.n}: use '
+                    "mode='loop' or leave the layer out")
+
+    def _take(self, name: str, call: _Call, grad: Tensor) -> None:
+        module = self.modules[name]
+        a = call.inp.detach()[self.keep]
+        d = grad[self.keep]
+        if self.statistic == 'gram' and _kernel_is_cheaper(
+                module, self.calls[name], self.k):
+            kernel = per_sample_kernel(module, a.double(), d.double())
+            onehot = F.one_hot(self.rows, self.k).to(kernel.dtype)
             inner = onehot.T @ kernel @ onehot
-            g = (inner + inner.T) / 2
-            g[~present] = float('nan')
-            g[:, ~present] = float('nan')
-            gram[n] = g
-            continue
-        acc = torch.zeros(k, size, device=rows.device)
-        for call in live:
-            per_sample = per_sample_gradients(
-                module, call.inp.detach()[keep].float(),
-                call.grad[keep].float())
-            acc.index_add_(0, sample_rows, per_sample)
-        acc[~present] = float('nan')
-        if statistic == 'gram':
-            gram[n] = gram_of(acc, present)
+            gram = (inner + inner.T) / 2
+            gram[~self.present] = float('nan')
+            gram[:, ~self.present] = float('nan')
+            self.gram[name] = gram
+            return
+        if name not in self.acc:
+            size = sum(p.numel() for p in self.params[name])
+            self.acc[name] = torch.zeros(self.k, size, device=grad.device)
+        self.acc[name].index_add_(
+            0, self.rows, per_sample_gradients(module, a.float(), d.float()))
+        self.pending[name] -= 1
+        if self.pending[name] == 0:
+            self._close(name)
+
+    def _close(self, name: str) -> None:
+        acc = self.acc.pop(name, None)
+        if acc is None:
+            size = sum(p.numel() for p in self.params[name])
+            acc = torch.zeros(self.k, size, device=self.ids.device)
+        acc[~self.present] = float('nan')
+        if self.statistic == 'gram':
+            self.gram[name] = gram_of(acc, self.present)
         else:
-            grads[n] = acc
-    if statistic == 'gram':
-        return ClassGradients(ids, counts, names, gram=gram)
-    return ClassGradients(ids, counts, names, grads=grads)
+            self.grads[name] = acc
+
+    def run(self, total: Tensor, inputs) -> ClassGradients:
+        # The backward runs down to the (float) inputs and to the weights of
+        # layers whose input needs no gradient, passing every recorded
+        # output on its way, and skips the other weight gradients.
+        targets = {}
+        if isinstance(inputs, Tensor) and inputs.requires_grad:
+            targets[id(inputs)] = inputs
+        for n in self.names:
+            if any(not c.inp.requires_grad for c in self.calls[n]):
+                targets.update((id(p), p) for p in self.params[n])
+        if targets:
+            torch.autograd.grad(total, list(targets.values()),
+                                retain_graph=True, allow_unused=True)
+        # Layers fed only by parameters are not on those paths.
+        missed = {n for n in self.names for c in self.calls[n]
+                  if not c.done and c.out.requires_grad}
+        if missed:
+            torch.autograd.grad(
+                total, [p for n in self.names if n in missed
+                        for p in self.params[n]], allow_unused=True)
+        for n in self.names:
+            if n not in self.gram and n not in self.grads:
+                # Outputs the loss does not depend on: zero gradient.
+                self._close(n)
+        if self.statistic == 'gram':
+            return ClassGradients(self.ids, self.counts, self.names,
+                                  gram={n: self.gram[n] for n in self.names})
+        return ClassGradients(self.ids, self.counts, self.names,
+                              grads={n: self.grads[n] for n in self.names})
 
 
-def _kernel_is_cheaper(module: nn.Module, live: List[_Call], k: int) -> bool:
+def _kernel_is_cheaper(module: nn.Module, calls: List[_Call], k: int) -> bool:
     """Whether the N x N per-sample kernel of a linear layer applied once to
     one vector per sample costs less than forming K class gradients."""
-    if not isinstance(module, nn.Linear) or len(live) != 1 or \
-            live[0].inp.dim() != 2:
+    if not isinstance(module, nn.Linear) or len(calls) != 1 or \
+            calls[0].inp.dim() != 2:
         return False
-    n = live[0].inp.shape[0]
+    n = calls[0].inp.shape[0]
     return n * (module.in_features + module.out_features) < \
         module.in_features * module.out_features * (1 + k * k / max(n, 1))
 
@@ -576,17 +634,11 @@ def _fast_pixels(logits, scores, weighted, rows, present, names, modules,
                                        e, rows, present, scores.shape[2:],
                                        align_corners)
     if rest:
-        flat_params = [p for n in rest for p in params[n]]
-        for r in present.nonzero().squeeze(1).tolist():
-            mask = (rows == r).unsqueeze(1).to(e.dtype)
-            grads = torch.autograd.grad(
-                scores, flat_params, grad_outputs=e * mask,
-                retain_graph=True, allow_unused=True)
-            start = 0
-            for n in rest:
-                end = start + len(params[n])
-                out[n][r] = _flat(grads[start:end], params[n])
-                start = end
+        # The per-pixel loss gradient e restricted to class r's pixels is
+        # the gradient of L_r with respect to the logits.
+        _backward_per_class(
+            out, rest, params, present,
+            lambda r: (scores, e * (rows == r).unsqueeze(1).to(e.dtype)))
     return out
 
 

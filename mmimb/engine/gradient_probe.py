@@ -11,12 +11,14 @@ import copy
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
+
+from mmimb.analysis import ClassGradients, class_gradients
 
 
 @dataclass
@@ -111,6 +113,31 @@ def probe_batch(model: nn.Module, data_batch: dict) -> Probe:
     raise ValueError(
         f'{type(model).__name__} is neither an mmseg segmentor (with a '
         'decode_head) nor an mmpretrain classifier (with head.num_classes)')
+
+
+def probe_class_gradients(model: nn.Module, batches: Iterable[dict],
+                          **kwargs) -> Tuple[ClassGradients, Probe]:
+    """Class gradients over data batches: each class's loss averaged over
+    all its samples (pixels) in them.
+
+    Args:
+        model: The unwrapped segmentor or classifier.
+        batches: Data batches of its dataloader (at least one).
+        **kwargs: For :func:`mmimb.analysis.class_gradients` (``layers``,
+            ``mode``, ``statistic``, ...).
+
+    Returns:
+        The merged class gradients and the last batch's probe.
+    """
+    merged, probe = None, None
+    for batch in batches:
+        probe = probe_batch(model, batch)
+        grads = class_gradients(model, (probe.inputs, probe.targets),
+                                **kwargs, **probe.kwargs())
+        merged = grads if merged is None else merged.merge(grads)
+    if merged is None:
+        raise ValueError('no batch to analyse')
+    return merged, probe
 
 
 def class_names(dataset) -> Optional[Sequence[str]]:

@@ -16,18 +16,19 @@ the summary.
 import argparse
 import os.path as osp
 from argparse import Namespace
+from itertools import islice
 
 import torch
 from mmengine.config import DictAction
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 
-from mmimb.analysis import class_gradients, conflict_matrix
+from mmimb.analysis import conflict_matrix
 from mmimb.analysis.class_gradients import MODES
 from mmimb.analysis.plot import load_results, plot_heatmap, plot_layers
 from mmimb.engine import check_config, load_config, resolve_config
 from mmimb.engine.config_check import ConfigError
-from mmimb.engine.gradient_probe import class_names, probe_batch
+from mmimb.engine.gradient_probe import class_names, probe_class_gradients
 from mmimb.engine.launch import run_cli
 
 
@@ -80,25 +81,20 @@ def main(argv=None):
     loader = Runner.build_dataloader(cfg[loader_key], seed=args.seed)
     names = class_names(loader.dataset)
 
-    merged, seen = None, 0
-    for batch in loader:
-        probe = probe_batch(model, batch)
-        grads = class_gradients(
-            model, (probe.inputs, probe.targets),
-            layers=args.layers,
-            mode=args.mode,
-            statistic='gram' if args.num_batches == 1 else 'grads',
-            sketch_dim=args.sketch_dim,
-            seed=args.seed,
-            **probe.kwargs())
-        merged = grads if merged is None else merged.merge(grads)
-        seen += 1
-        if seen == args.num_batches:
-            break
-    if merged is None:
+    batches = list(islice(loader, args.num_batches))
+    if not batches:
         raise ConfigError(f'the {args.split} set gave no batch')
-    if seen < args.num_batches:
-        print(f'warning: the {args.split} set gave only {seen} batches')
+    if len(batches) < args.num_batches:
+        print(f'warning: the {args.split} set gave only {len(batches)} '
+              'batches')
+    merged, probe = probe_class_gradients(
+        model, batches,
+        layers=args.layers,
+        mode=args.mode,
+        statistic='gram' if len(batches) == 1 else 'grads',
+        sketch_dim=args.sketch_dim,
+        seed=args.seed)
+    seen = len(batches)
     if names is not None and len(names) != probe.num_classes:
         names = None
     result = conflict_matrix(merged)

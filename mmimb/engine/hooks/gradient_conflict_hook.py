@@ -9,12 +9,11 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from mmimb.analysis import (GradientConflict, class_gradients,
-                            conflict_matrix)
+from mmimb.analysis import GradientConflict, conflict_matrix
 from mmimb.analysis.class_gradients import MODES
 from mmimb.analysis.plot import plot_heatmap
 from mmimb.engine.gradient_probe import (class_names, preserved_rng,
-                                         probe_batch, unwrap_model)
+                                         probe_class_gradients, unwrap_model)
 
 PROBES = ('batch', 'fixed')
 
@@ -151,19 +150,14 @@ class GradientConflictHook(Hook):
             self._recent)
         statistic = 'gram' if len(batches) == 1 and \
             get_world_size() == 1 else 'grads'
-        merged = None
         with preserved_rng():
-            for batch in batches:
-                probe = probe_batch(model, batch)
-                grads = class_gradients(
-                    model, (probe.inputs, probe.targets),
-                    layers=self.layers,
-                    mode=self.mode,
-                    statistic=statistic,
-                    sketch_dim=self.sketch_dim,
-                    seed=self.probe_seed,
-                    **probe.kwargs())
-                merged = grads if merged is None else merged.merge(grads)
+            merged, probe = probe_class_gradients(
+                model, batches,
+                layers=self.layers,
+                mode=self.mode,
+                statistic=statistic,
+                sketch_dim=self.sketch_dim,
+                seed=self.probe_seed)
         result = conflict_matrix(merged.all_reduce())
         if self._class_names is not None and \
                 len(self._class_names) != probe.num_classes:
