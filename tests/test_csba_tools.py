@@ -1,6 +1,7 @@
-"""CSBA through the command-line tools: a few training iterations with
-tools/train.py (mmimb.cli.train) on a tiny fixture, and the parameter/FLOP counts of
-tools/analysis_tools/get_flops.py against closed forms."""
+"""CSBA through the command-line tools: a few training iterations with the
+training front end (mmimb.cli.train) on a tiny fixture, and the parameter
+and FLOP counts of tools/analysis_tools/get_flops.py against closed
+forms."""
 import importlib.util
 import json
 from pathlib import Path

@@ -286,7 +286,8 @@ def _stat(values: List[float], scale: float = 1.0, digits: int = 3) -> str:
         return 'n/a'
     if len(values) == 1:
         return f'{values[0]:.{digits}f}'
-    return f'{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}'
+    mean, std = np.mean(values), np.std(values, ddof=1)
+    return f'{mean:.{digits}f} ± {std:.{digits}f}'
 
 
 def summarise(runs: Dict[str, List[Dict]]) -> str:
@@ -331,7 +332,8 @@ def summarise(runs: Dict[str, List[Dict]]) -> str:
             f'{_stat(metric("attention_class_spread"))} | {len(group)} |')
     p = PAPER
     lines.append(
-        f'| paper: baseline -> CSBA (abstract) | {p["baseline_params"]/1e6:.2f}M'
+        '| paper: baseline -> CSBA (abstract) | '
+        f'{p["baseline_params"] / 1e6:.2f}M'
         f' -> {p["csba_params"]/1e6:.2f}M (+32.6%) | '
         f'{p["baseline_macro_f1"]} -> {p["csba_macro_f1"]} |' +
         ' |' * 10)

@@ -31,7 +31,8 @@ IntOrSeq = Union[int, Sequence[int]]
 Features = Union[torch.Tensor, Sequence[torch.Tensor]]
 
 
-def branch_weights(logits: torch.Tensor, gate: str = 'softmax') -> torch.Tensor:
+def branch_weights(logits: torch.Tensor,
+                   gate: str = 'softmax') -> torch.Tensor:
     """Turn attention logits into branch weights.
 
     Args:
