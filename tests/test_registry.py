@@ -23,6 +23,10 @@ KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
 BUILD_CASES = {
     ('mmseg', 'DATASETS', 'SyntheticTissueDataset'):
     dict(num_samples=2, img_size=32),
+    ('mmpretrain', 'MODELS', 'CSBANeck'): dict(in_channels=8, num_classes=3),
+    ('mmpretrain', 'MODELS', 'MultiBranchNeck'): dict(in_channels=8),
+    ('mmpretrain', 'MODELS', 'ClassWiseLinearClsHead'):
+    dict(num_classes=3, in_channels=8),
     ('mmseg', 'DATASETS', 'BCSSDataset'): dict(lazy_init=True),
     ('mmseg', 'DATASETS', 'BDSADataset'): dict(lazy_init=True),
     ('mmseg', 'DATASETS', 'CRAGDataset'): dict(lazy_init=True),
@@ -30,6 +34,7 @@ BUILD_CASES = {
     ('mmseg', 'TRANSFORMS', 'RandomRotate90'): dict(prob=0.5),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
+    ('mmengine', 'HOOKS', 'GradientConflictHook'): dict(interval=10),
     ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
     ('mmpretrain', 'MODELS', 'CifarResNet'): dict(depth=20),
     ('mmpretrain', 'DATASETS', 'LongTailedDataset'):

@@ -1,0 +1,3 @@
+from .gradient_conflict_hook import GradientConflictHook
+
+__all__ = ['GradientConflictHook']
