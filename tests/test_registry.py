@@ -23,6 +23,10 @@ KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
 BUILD_CASES = {
     ('mmseg', 'DATASETS', 'SyntheticTissueDataset'):
     dict(num_samples=2, img_size=32),
+    ('mmpretrain', 'MODELS', 'CSBANeck'): dict(in_channels=8, num_classes=3),
+    ('mmpretrain', 'MODELS', 'MultiBranchNeck'): dict(in_channels=8),
+    ('mmpretrain', 'MODELS', 'ClassWiseLinearClsHead'):
+    dict(num_classes=3, in_channels=8),
     ('mmseg', 'DATASETS', 'BCSSDataset'): dict(lazy_init=True),
     ('mmseg', 'DATASETS', 'BDSADataset'): dict(lazy_init=True),
     ('mmseg', 'DATASETS', 'CRAGDataset'): dict(lazy_init=True),
@@ -38,6 +42,18 @@ BUILD_CASES = {
     dict(in_channels=8, channels=16, num_classes=3, num_heads=2,
          feedforward_channels=32, class_freq=[0.5, 0.3, 0.2]),
     ('mmengine', 'HOOKS', 'DFABiasLoggerHook'): dict(),
+    ('mmengine', 'HOOKS', 'GradientConflictHook'): dict(interval=10),
+    ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmpretrain', 'MODELS', 'CifarResNet'): dict(depth=20),
+    ('mmpretrain', 'DATASETS', 'LongTailedDataset'):
+    dict(
+        dataset=dict(
+            type='CustomDataset', data_root='data/absent', lazy_init=True),
+        imbalance_factor=10,
+        lazy_init=True),
+    ('mmpretrain', 'METRICS', 'LongTailMetric'): dict(),
+    ('mmengine', 'MODELS', 'LogitAdjustedLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmengine', 'MODELS', 'BalancedSoftmaxLoss'): dict(class_freq=[3, 2, 1]),
 }
 
 

@@ -3,11 +3,13 @@ from .bdsa import BDSADataset
 from .class_stats import ClassStats, class_frequencies
 from .crag import CRAGDataset
 from .ebhi_seg import EBHISegDataset
+from .long_tailed import LongTailedDataset, long_tailed_counts
 from .synthetic_tissue import SyntheticTissueDataset, TissueGenerator
 from .transforms import RandomRotate90
 
 __all__ = [
     'BCSSDataset', 'BDSADataset', 'CRAGDataset', 'ClassStats',
-    'EBHISegDataset', 'RandomRotate90', 'SyntheticTissueDataset',
-    'TissueGenerator', 'class_frequencies'
+    'EBHISegDataset', 'LongTailedDataset', 'RandomRotate90',
+    'SyntheticTissueDataset', 'TissueGenerator', 'class_frequencies',
+    'long_tailed_counts'
 ]

@@ -99,11 +99,16 @@ def _check_data_paths(ds: dict, field: str) -> None:
             'written by the dataset converter (see docs/datasets.md), e.g. '
             f"--cfg-options {field.split('.')[0]}.dataset.data_root=PATH")
     prefix = ds.get('data_prefix') or {}
-    for key, rel in prefix.items():
+    # mmpretrain datasets take one prefix string, mmseg ones a dict.
+    prefixes = {'': prefix} if isinstance(prefix, str) else {
+        f'.{key}': rel
+        for key, rel in prefix.items()
+    }
+    for key, rel in prefixes.items():
         path = osp.join(root, rel)
         if rel and not osp.exists(path):
             raise ConfigError(
-                f'{field}.data_prefix.{key}={rel!r} does not exist under '
+                f'{field}.data_prefix{key}={rel!r} does not exist under '
                 f'data_root {root!r} (looked for {path!r})')
     ann = ds.get('ann_file')
     if ann and not osp.isfile(osp.join(root, ann)) and not osp.isfile(ann):

@@ -1,4 +1,5 @@
-"""The runner mmimb configs use: mmengine's, plus ``class_freq='auto'``."""
+"""The runner mmimb configs use: mmengine's, plus ``class_freq='auto'``
+(and ``train_class_counts='auto'`` in evaluators)."""
 import copy
 
 from mmengine.config import Config
@@ -10,23 +11,33 @@ from mmimb.utils import resolve_auto_class_freq
 
 def resolve_config(cfg: Config) -> Config:
     """Return a copy of ``cfg`` with every ``class_freq='auto'`` in the
-    model replaced by the training set's class frequencies.
+    model replaced by the training set's class frequencies, and every
+    ``train_class_counts='auto'`` in the evaluators by its class counts.
 
-    The frequencies come from :func:`mmimb.datasets.class_frequencies`
-    (cached by dataset fingerprint, so a second run does not rescan).
+    The statistics come from :func:`mmimb.datasets.class_frequencies`
+    (cached by dataset fingerprint, so a second run does not rescan),
+    computed at most once.
     """
     cfg = copy.deepcopy(cfg)
+    stats = []
 
-    def compute():
-        from mmimb.datasets import class_frequencies
-        if not cfg.get('train_dataloader'):
-            raise ValueError("class_freq='auto' needs a train_dataloader to "
-                             'count classes in')
-        return class_frequencies(
-            cfg.train_dataloader.dataset,
-            default_scope=cfg.get('default_scope')).frequencies
+    def train_stats():
+        if not stats:
+            from mmimb.datasets import class_frequencies
+            if not cfg.get('train_dataloader'):
+                raise ValueError("'auto' class statistics need a "
+                                 'train_dataloader to count classes in')
+            stats.append(
+                class_frequencies(
+                    cfg.train_dataloader.dataset,
+                    default_scope=cfg.get('default_scope')))
+        return stats[0]
 
-    resolve_auto_class_freq(cfg.model, compute)
+    resolve_auto_class_freq(cfg.model, lambda: train_stats().frequencies)
+    for key in ('val_evaluator', 'test_evaluator'):
+        if cfg.get(key):
+            resolve_auto_class_freq(cfg[key], lambda: train_stats().counts,
+                                    key='train_class_counts')
     return cfg
 
 

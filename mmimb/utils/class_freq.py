@@ -95,13 +95,17 @@ def load_class_freq(class_freq: ClassFreq,
 
 
 def resolve_auto_class_freq(cfg: dict,
-                            compute: Callable[[], Sequence[float]]) -> int:
+                            compute: Callable[[], Sequence[float]],
+                            key: str = 'class_freq') -> int:
     """Replace every ``class_freq='auto'`` in a (model) config in place.
 
     Args:
         cfg: Nested dicts and lists, typically ``cfg.model``.
-        compute: Returns the frequencies; called at most once, and only when
-            an ``'auto'`` entry exists.
+        compute: Returns the values (frequencies, or counts for another
+            ``key``); called at most once, and only when an ``'auto'``
+            entry exists.
+        key: The argument name to resolve, e.g. ``'train_class_counts'``
+            of an evaluator.
 
     Returns:
         int: The number of entries replaced.
@@ -110,9 +114,8 @@ def resolve_auto_class_freq(cfg: dict,
 
     def walk(node):
         if isinstance(node, dict):
-            for key, value in node.items():
-                if key == 'class_freq' and isinstance(value, str) \
-                        and value == AUTO:
+            for name, value in node.items():
+                if name == key and isinstance(value, str) and value == AUTO:
                     found.append(node)
                 else:
                     walk(value)
@@ -122,7 +125,8 @@ def resolve_auto_class_freq(cfg: dict,
 
     walk(cfg)
     if found:
-        freq = [float(f) for f in compute()]
+        # Python numbers (ints stay ints), so that configs dump cleanly.
+        values = np.asarray(compute()).tolist()
         for node in found:
-            node['class_freq'] = list(freq)
+            node[key] = list(values)
     return len(found)

@@ -1,3 +1,5 @@
+from .branch_attention import (BranchAttention, MultiBranchConv,
+                               branch_weights, fuse_branches)
 from .class_wise_linear import ClassWiseLinear
 from .dfa_attention import BIAS_SHARING, DynamicFocalAttention
 from .dfa_bias import BIAS_MODES, DELTA_NAME, DFABias
@@ -8,9 +10,10 @@ from .position_encoding import RandomFourierPositionEncoding
 from .sdpa_attention import SDPAttention
 
 __all__ = [
-    'BIAS_MODES', 'BIAS_SHARING', 'DELTA_NAME', 'PRIORS', 'ClassWiseLinear',
-    'DFABias', 'DFATransformerDecoderLayer', 'DynamicFocalAttention',
-    'MLPBlock', 'RandomFourierPositionEncoding', 'SDPAttention',
-    'class_prior', 'difficulty_prior', 'focal_prior',
+    'BIAS_MODES', 'BIAS_SHARING', 'DELTA_NAME', 'PRIORS', 'BranchAttention',
+    'ClassWiseLinear', 'DFABias', 'DFATransformerDecoderLayer',
+    'DynamicFocalAttention', 'MLPBlock', 'MultiBranchConv',
+    'RandomFourierPositionEncoding', 'SDPAttention', 'branch_weights',
+    'class_prior', 'difficulty_prior', 'focal_prior', 'fuse_branches',
     'inverse_log_freq_prior', 'load_class_dice'
 ]

@@ -1,0 +1,13 @@
+# He et al.'s CIFAR ResNet-32 (0.46M parameters with the 10-class head),
+# the network of the long-tailed CIFAR benchmarks (LDAM-DRW, logit
+# adjustment, CCAR), with mmpretrain's linear head.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='CifarResNet', depth=32, shortcut='A'),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=64,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, )))

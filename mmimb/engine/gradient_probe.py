@@ -1,0 +1,164 @@
+"""Turn an MMSegmentation segmentor or MMPretrain classifier and a data
+batch into what :mod:`mmimb.analysis` needs: preprocessed inputs, integer
+targets, the number of classes and the label to ignore.
+
+``model(inputs)`` of both libraries runs ``mode='tensor'``: mmpretrain's
+ImageClassifier returns the head's logits, mmseg's segmentors the decode
+head's low-resolution logits, which the analysis resizes to label size as
+the decode head's loss does (bilinear, the head's ``align_corners``).
+"""
+import copy
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.model import is_model_wrapper
+from torch import Tensor, nn
+
+from mmimb.analysis import ClassGradients, class_gradients
+
+
+@dataclass
+class Probe:
+    """A batch ready for :func:`mmimb.analysis.class_gradients`.
+
+    Args:
+        inputs: Preprocessed images, shape (N, 3, H, W).
+        targets: Class indices, shape (N,) or (N, H, W).
+        num_classes: Classes the model predicts.
+        ignore_index: Label excluded from the analysis, or None.
+        align_corners: Of the resize of segmentation logits to label size.
+    """
+    inputs: Tensor
+    targets: Tensor
+    num_classes: int
+    ignore_index: Optional[int] = None
+    align_corners: bool = False
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for ``class_gradients``."""
+        return dict(
+            num_classes=self.num_classes,
+            ignore_index=self.ignore_index,
+            align_corners=self.align_corners)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a (Distributed)DataParallel wrapper.
+
+    The analysis runs on the bare module so that its backward passes do not
+    trigger the wrapper's gradient synchronisation.
+    """
+    return model.module if is_model_wrapper(model) else model
+
+
+def _preprocess(model: nn.Module, data_batch: dict) -> dict:
+    pre = model.data_preprocessor
+    augments = getattr(pre, 'batch_augments', None)
+    # training=True pads and stacks segmentation labels as in a training
+    # step; batch augmentations (Mixup, CutMix) are switched off because
+    # their soft labels have no class. The copy keeps the caller's data
+    # samples unmodified.
+    if augments is not None:
+        pre.batch_augments = None
+    try:
+        return pre(copy.deepcopy(data_batch), training=True)
+    finally:
+        if augments is not None:
+            pre.batch_augments = augments
+
+
+def probe_batch(model: nn.Module, data_batch: dict) -> Probe:
+    """Preprocess a data batch of a segmentor or classifier.
+
+    Args:
+        model: An mmseg segmentor (with ``decode_head``) or an mmpretrain
+            classifier (with ``head.num_classes``), unwrapped.
+        data_batch: A batch from the model's dataloader.
+
+    Raises:
+        ValueError: For a model of another kind, a binary sigmoid decode
+            head, or multi-label samples.
+    """
+    data = _preprocess(model, data_batch)
+    inputs, samples = data['inputs'], data['data_samples']
+    head = getattr(model, 'decode_head', None)
+    if head is not None:
+        if getattr(head, 'out_channels', head.num_classes) != \
+                head.num_classes:
+            raise ValueError(
+                f'decode_head has out_channels={head.out_channels} for '
+                f'num_classes={head.num_classes} (a sigmoid head); the '
+                'gradient conflict analysis needs one logit per class')
+        targets = torch.stack(
+            [s.gt_sem_seg.data.reshape(s.gt_sem_seg.data.shape[-2:])
+             for s in samples]).long()
+        return Probe(inputs, targets, head.num_classes,
+                     getattr(head, 'ignore_index', None),
+                     bool(getattr(head, 'align_corners', False)))
+    head = getattr(model, 'head', None)
+    if head is not None and hasattr(head, 'num_classes'):
+        labels = [s.gt_label for s in samples]
+        multi = [i for i, label in enumerate(labels) if label.numel() != 1]
+        if multi:
+            raise ValueError(
+                f'sample {multi[0]} of the batch has {labels[multi[0]].numel()}'
+                ' labels; the gradient conflict analysis needs one class per '
+                'sample')
+        return Probe(inputs, torch.cat(labels).long().to(inputs.device),
+                     head.num_classes)
+    raise ValueError(
+        f'{type(model).__name__} is neither an mmseg segmentor (with a '
+        'decode_head) nor an mmpretrain classifier (with head.num_classes)')
+
+
+def probe_class_gradients(model: nn.Module, batches: Iterable[dict],
+                          **kwargs) -> Tuple[ClassGradients, Probe]:
+    """Class gradients over data batches: each class's loss averaged over
+    all its samples (pixels) in them.
+
+    Args:
+        model: The unwrapped segmentor or classifier.
+        batches: Data batches of its dataloader (at least one).
+        **kwargs: For :func:`mmimb.analysis.class_gradients` (``layers``,
+            ``mode``, ``statistic``, ...).
+
+    Returns:
+        The merged class gradients and the last batch's probe.
+    """
+    merged, probe = None, None
+    for batch in batches:
+        probe = probe_batch(model, batch)
+        grads = class_gradients(model, (probe.inputs, probe.targets),
+                                **kwargs, **probe.kwargs())
+        merged = grads if merged is None else merged.merge(grads)
+    if merged is None:
+        raise ValueError('no batch to analyse')
+    return merged, probe
+
+
+def class_names(dataset) -> Optional[Sequence[str]]:
+    """The dataset's class names from its metainfo, if it has any."""
+    meta = getattr(dataset, 'metainfo', None) or {}
+    names = meta.get('classes')
+    return list(names) if names else None
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's (CPU and CUDA) random states on
+    exit, so that work done inside leaves the training's random stream as
+    it was."""
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) \
+        if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)

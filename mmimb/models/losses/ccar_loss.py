@@ -1,0 +1,307 @@
+"""Class Confidence Aware Reweighting (CCAR; Jagati et al., arXiv
+2601.15924).
+
+Each sample's cross-entropy is multiplied by
+
+    Omega(p_t, f) = (b - f') ** (pivot - p_t)
+
+with ``p_t`` the softmax probability of the true class, ``f`` the true
+class's training frequency, ``b`` Euler's number in the paper and
+``pivot = 0.75``. Dual phase (our reading of the paper, see
+docs/ccar.md): ``f' = f`` below the pivot and ``f' = 1 - f`` above it, so
+uncertain samples of rare classes get the largest weights and confident
+samples of common classes are damped most. The weight is computed as
+``exp((pivot - p_t) * log(b - f'))``; since ``|pivot - p_t| <= 1`` it lies in
+``[1/b, b]`` and cannot overflow.
+"""
+import math
+import numbers
+from typing import Optional, Union
+
+import torch
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from .class_prior_loss import (ClassPriorLoss, compute_dtype,
+                               soft_cross_entropy, split_target)
+from .logit_adjusted_loss import adjust_logits, prior_cross_entropy
+
+LOGIT_ADJUSTMENTS = (None, 'la', 'balanced_softmax')
+CONFIDENCES = ('adjusted', 'raw')
+
+
+def resolve_base(base: Union[str, float]) -> float:
+    """The number ``b`` of ``Omega = (b - f') ** (pivot - p_t)``.
+
+    Args:
+        base: ``'e'`` (Euler's number, the paper's choice) or a real number
+            of at least 2. With ``b >= 2``, ``b - f' >= 1`` for every class,
+            so ``Omega >= 1`` exactly when ``p_t <= pivot``, the property
+            the method rests on; a smaller ``b`` would turn the weighting
+            around for frequent classes. A larger ``b`` makes the weights
+            depend less on the frequency and more on the confidence
+            (``Omega -> b ** (pivot - p_t)``).
+
+    Raises:
+        ValueError: For any other value.
+    """
+    if isinstance(base, str):
+        if base != 'e':
+            raise ValueError(f"base={base!r}: expected 'e' (Euler's number) "
+                             'or a number >= 2')
+        return math.e
+    if isinstance(base, bool) or not isinstance(base, numbers.Real) or \
+            not math.isfinite(base) or base < 2:
+        raise ValueError(
+            f"base={base!r}: expected 'e' or a finite number >= 2, so that "
+            "b - f' >= 1 for every class frequency f' in [0, 1]")
+    return float(base)
+
+
+def check_pivot(pivot: float) -> float:
+    """Return ``pivot`` as a float if it is a confidence in [0, 1]."""
+    if isinstance(pivot, bool) or not isinstance(pivot, numbers.Real) or \
+            not 0 <= pivot <= 1:
+        raise ValueError(f'pivot={pivot!r}: expected a probability in '
+                         '[0, 1] (the paper uses 0.75)')
+    return float(pivot)
+
+
+def log_bases(freq: Tensor,
+              base: Union[str, float] = 'e',
+              dual_phase: bool = True) -> Tensor:
+    """``log(b - f')`` below and, with ``dual_phase``, above the pivot.
+
+    Args:
+        freq: Class frequencies ``f`` (any shape), in [0, 1].
+        base: ``'e'`` or a number >= 2, see :func:`resolve_base`.
+        dual_phase: Whether ``f' = 1 - f`` above the pivot.
+
+    Returns:
+        Tensor: ``(2, *freq.shape)``: ``log(b - f)`` and
+        ``log(b - 1 + f)``; ``(1, *freq.shape)`` without ``dual_phase``.
+    """
+    b = resolve_base(base)
+    below = torch.log(b - freq)
+    if not dual_phase:
+        return below[None]
+    return torch.stack([below, torch.log(b - 1 + freq)])
+
+
+def omega_from_log_bases(prob: Tensor, log_base: Tensor,
+                         pivot: float) -> Tensor:
+    """``Omega = exp((pivot - p_t) * log(b - f'))`` from the
+    :func:`log_bases` of the true classes (their trailing dimensions
+    broadcastable to ``prob``)."""
+    if len(log_base) == 2:
+        log_base = torch.where(prob < pivot, log_base[0], log_base[1])
+    else:
+        log_base = log_base[0]
+    return torch.exp((pivot - prob) * log_base)
+
+
+def ccar_weight(prob_true: Tensor,
+                freq_true: Union[Tensor, float],
+                pivot: float = 0.75,
+                base: Union[str, float] = 'e',
+                dual_phase: bool = True) -> Tensor:
+    """The CCAR weight ``Omega(p_t, f) = (b - f') ** (pivot - p_t)``.
+
+    Args:
+        prob_true: Probability ``p_t`` of the true class, any shape, values
+            in [0, 1].
+        freq_true: Training frequency ``f`` of the true class, in [0, 1],
+            broadcastable to ``prob_true``.
+        pivot: Confidence at which the weight is 1. Defaults to 0.75.
+        base: ``'e'`` or a number >= 2, see :func:`resolve_base`.
+        dual_phase: Use ``f' = 1 - f`` for ``p_t >= pivot`` (our reading);
+            ``False`` uses ``f' = f`` everywhere.
+
+    Returns:
+        Tensor: Omega, the broadcast shape of the inputs, in at least
+        float32 and within ``[1/b, b]``.
+    """
+    prob = compute_dtype(prob_true)
+    freq = torch.as_tensor(freq_true, dtype=prob.dtype, device=prob.device)
+    return omega_from_log_bases(prob, log_bases(freq, base, dual_phase),
+                                check_pivot(pivot))
+
+
+def adjustment_tau(logit_adjust: Optional[str], tau: float) -> float:
+    """The temperature of the logit adjustment CCAR wraps (0: plain CE)."""
+    if logit_adjust not in LOGIT_ADJUSTMENTS:
+        raise ValueError(f'logit_adjust={logit_adjust!r}, expected one of '
+                         f'{LOGIT_ADJUSTMENTS}')
+    if logit_adjust == 'la':
+        return float(tau)
+    if tau != 1.0:
+        raise ValueError(
+            f"tau={tau} only applies with logit_adjust='la' (got "
+            f'logit_adjust={logit_adjust!r}; Balanced Softmax is tau=1)')
+    return 1.0 if logit_adjust == 'balanced_softmax' else 0.0
+
+
+def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
+                      log_prior: Tensor, log_base: Tensor, pivot: float,
+                      detach_weight: bool, tau: float, confidence: str,
+                      ignore_index: Optional[int]) -> Tensor:
+    """CCAR per element; ``log_base`` holds the per-class
+    :func:`log_bases`, (1 or 2, C). Ignored elements come out as 0."""
+    log_base = log_base.to(logits.dtype)
+    adjusted = adjust_logits(logits, log_prior, tau)
+    own_confidence = confidence == 'raw' and tau != 0
+    if soft:
+        log_prob = torch.log_softmax(adjusted, dim=1)
+        conf_log_prob = torch.log_softmax(logits, dim=1) \
+            if own_confidence else log_prob
+        per_class = log_base.view(len(log_base), 1, -1,
+                                  *([1] * (logits.dim() - 2)))
+        weight = omega_from_log_bases(conf_log_prob.exp(), per_class, pivot)
+        if detach_weight:
+            weight = weight.detach()
+        return soft_cross_entropy(log_prob, target, weight)
+    ce = prior_cross_entropy(adjusted, target, False, ignore_index)
+    conf_ce = prior_cross_entropy(logits, target, False, ignore_index) \
+        if own_confidence else ce
+    # Ignored labels index no class: any class does, their CE is 0.
+    safe = target if ignore_index is None else target.clamp(
+        0, log_base.shape[1] - 1)
+    weight = omega_from_log_bases(
+        torch.exp(-conf_ce), log_base[:, safe], pivot)
+    if detach_weight:
+        weight = weight.detach()
+    return weight * ce
+
+
+def ccar_loss(logits: Tensor,
+              target: Tensor,
+              class_freq: Tensor,
+              pivot: float = 0.75,
+              base: Union[str, float] = 'e',
+              dual_phase: bool = True,
+              detach_weight: bool = False,
+              logit_adjust: Optional[str] = None,
+              tau: float = 1.0,
+              confidence: str = 'adjusted',
+              ignore_index: Optional[int] = None) -> Tensor:
+    """Element-wise CCAR loss ``Omega(p_t, f_t) * CE``.
+
+    Args:
+        logits: (N, C) or (N, C, *spatial).
+        target: Hard labels (N,) / (N, *spatial), or soft labels of the
+            shape of ``logits`` (then ``sum_c y_c Omega(p_c, f_c) CE_c``,
+            which is linear in the labels like Mixup's loss).
+        class_freq: (C,) training frequencies, positive, summing to 1.
+        pivot, base, dual_phase: See :func:`ccar_weight`.
+        detach_weight: Treat Omega as a constant in the backward pass (the
+            authors' code does not).
+        logit_adjust: ``None`` (cross-entropy), ``'la'`` (logit-adjusted
+            cross-entropy with ``tau``) or ``'balanced_softmax'``.
+        tau: Temperature of ``logit_adjust='la'``.
+        confidence: ``'adjusted'``: ``p_t`` is the probability under the
+            loss's own (adjusted) softmax, ``exp(-loss)``; ``'raw'``: under
+            the unadjusted softmax the model predicts with. Only differs
+            with a logit adjustment.
+        ignore_index: Hard label whose elements get loss 0.
+
+    Returns:
+        Tensor: (N,) or (N, *spatial).
+    """
+    if confidence not in CONFIDENCES:
+        raise ValueError(f'confidence={confidence!r}, expected one of '
+                         f'{CONFIDENCES}')
+    target, soft = split_target(logits, target, 'ccar_loss')
+    return _ccar_elementwise(
+        compute_dtype(logits), target, soft, class_freq.log(),
+        log_bases(class_freq, base, dual_phase), check_pivot(pivot),
+        detach_weight, adjustment_tau(logit_adjust, tau), confidence,
+        None if soft else ignore_index)
+
+
+@MODELS.register_module()
+class CCARLoss(ClassPriorLoss):
+    """Class Confidence Aware Reweighting loss (Jagati et al., arXiv
+    2601.15924): cross-entropy (or logit-adjusted cross-entropy, or
+    Balanced Softmax) of each sample multiplied by
+    ``Omega = (b - f') ** (pivot - p_t)``.
+
+    Registered in mmengine's root MODELS, so mmpretrain heads
+    (``loss=dict(type='CCARLoss', ...)``) and mmseg decode heads
+    (``loss_decode=dict(type='CCARLoss', ...)``) both find it.
+
+    Shapes:
+        - classification: logits (N, C), hard labels (N,), or soft labels
+          (N, C) from Mixup/CutMix, handled as
+          ``sum_c y_c Omega(p_c, f_c) CE_c`` (exact for hard labels and
+          linear in the label mix, as Mixup's loss is);
+        - segmentation: logits (N, C, H, W), labels (N, H, W); pixels equal
+          to ``ignore_index`` are left out of the sum and of the mean.
+
+    Args:
+        class_freq (list | str | Tensor): Class frequencies or counts of the
+            training set, a class-statistics JSON path, or ``'auto'``
+            (resolved by mmimb's runner). A class of frequency 0 is
+            rejected.
+        pivot (float): Confidence ``omega`` at which the weight is 1.
+            Defaults to 0.75 (paper).
+        base (str | float): ``'e'`` (paper) or a number >= 2 used in place
+            of ``e``. Defaults to ``'e'``.
+        dual_phase (bool): ``f' = 1 - f`` above the pivot (our reading).
+            Defaults to True.
+        detach_weight (bool): Stop gradients through Omega. Defaults to
+            False (as the authors' code).
+        logit_adjust (str, optional): ``None``, ``'la'`` or
+            ``'balanced_softmax'``: the loss Omega multiplies.
+        tau (float): Temperature of ``logit_adjust='la'``. Defaults to 1.0.
+        confidence (str): ``'adjusted'`` (p_t from the loss's own softmax,
+            our reading) or ``'raw'`` (from the unadjusted logits).
+        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
+        ignore_index (int, optional): Hard label to ignore; mmseg's decode
+            heads pass theirs at call time.
+        loss_name (str): Name in mmseg's losses dict. Defaults to
+            ``'loss_ccar'``.
+    """
+
+    def __init__(self,
+                 class_freq,
+                 pivot: float = 0.75,
+                 base: Union[str, float] = 'e',
+                 dual_phase: bool = True,
+                 detach_weight: bool = False,
+                 logit_adjust: Optional[str] = None,
+                 tau: float = 1.0,
+                 confidence: str = 'adjusted',
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 ignore_index: Optional[int] = None,
+                 loss_name: str = 'loss_ccar'):
+        super().__init__(class_freq, loss_weight, reduction, ignore_index,
+                         loss_name)
+        self.register_buffer(
+            'log_base',
+            log_bases(self.class_freq, base, dual_phase),
+            persistent=False)
+        if confidence not in CONFIDENCES:
+            raise ValueError(f'CCARLoss: confidence={confidence!r}, expected '
+                             f'one of {CONFIDENCES}')
+        self.pivot = check_pivot(pivot)
+        self.base = base
+        self.dual_phase = bool(dual_phase)
+        self.detach_weight = bool(detach_weight)
+        self.logit_adjust = logit_adjust
+        self.tau = adjustment_tau(logit_adjust, tau)
+        self.confidence = confidence
+
+    def elementwise(self, logits: Tensor, target: Tensor, soft: bool,
+                    ignore_index: Optional[int]) -> Tensor:
+        return _ccar_elementwise(logits, target, soft, self.log_prior,
+                                 self.log_base,
+                                 self.pivot, self.detach_weight, self.tau,
+                                 self.confidence, ignore_index)
+
+    def extra_repr(self) -> str:
+        return (f'pivot={self.pivot}, base={self.base!r}, dual_phase='
+                f'{self.dual_phase}, detach_weight={self.detach_weight}, '
+                f'logit_adjust={self.logit_adjust!r}, tau={self.tau}, '
+                f'confidence={self.confidence!r}, ' + super().extra_repr())

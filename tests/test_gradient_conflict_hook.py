@@ -1,0 +1,156 @@
+"""GradientConflictHook in real mmpretrain and mmseg training runs: training
+is bit-identical with and without it, it logs and saves what it computed,
+and its matrix is the library's on the same batch."""
+import json
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmimb.analysis import gradient_conflict
+from mmimb.engine.gradient_probe import probe_batch
+from mmimb.engine.hooks import GradientConflictHook
+from mmimb.engine.launch import build_runner
+
+CONFIGS = osp.join(osp.dirname(__file__), 'data', 'configs')
+
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory):
+    """Four classes of 16 px images, one folder per class."""
+    root = tmp_path_factory.mktemp('images')
+    rng = np.random.default_rng(0)
+    for c in range(4):
+        os.makedirs(root / f'class{c}')
+        for i in range(5):
+            img = (rng.random((16, 16, 3)) * 60 + c * 50).astype(np.uint8)
+            cv2.imwrite(str(root / f'class{c}' / f'{i}.png'), img)
+    return str(root)
+
+
+def cls_config(image_folder):
+    cfg = Config.fromfile(osp.join(CONFIGS, 'tiny_cls_folder.py'))
+    cfg.train_dataloader.dataset.data_root = image_folder
+    return cfg
+
+
+def seg_config(tiny_seg_config):
+    cfg = Config.fromfile(str(tiny_seg_config))
+    # Random flips make the run depend on the NumPy random stream.
+    cfg.train_dataloader.dataset.pipeline = [
+        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+        dict(type='PackSegInputs')
+    ]
+    cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
+    return cfg
+
+
+def train(cfg, work_dir, hook=None):
+    cfg.work_dir = str(work_dir)
+    cfg.launcher = 'none'
+    if hook is not None:
+        cfg.custom_hooks = [hook]
+    runner = build_runner(cfg, 'train')
+    runner.train()
+    return runner
+
+
+def assert_same_weights(a, b):
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+@pytest.fixture(scope='module')
+def cls_baseline(image_folder, tmp_path_factory):
+    return train(cls_config(image_folder), tmp_path_factory.mktemp('base'))
+
+
+def saved(runner, iteration):
+    path = osp.join(runner.log_dir, 'gradient_conflict',
+                    f'iter_{iteration}.npz')
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_classification_training_bit_identical(cls_baseline, image_folder,
+                                               tmp_path):
+    runner = train(
+        cls_config(image_folder), tmp_path,
+        dict(type='GradientConflictHook', interval=2))
+    assert_same_weights(cls_baseline, runner)
+    folder = osp.join(runner.log_dir, 'gradient_conflict')
+    assert sorted(os.listdir(folder)) == [
+        'iter_0.npz', 'iter_0.png', 'iter_2.npz', 'iter_2.png'
+    ]
+    last = saved(runner, 2)
+    assert last['matrix'].shape == (4, 4)
+    assert list(last['class_names']) == [f'class{c}' for c in range(4)]
+    hub = runner.message_hub
+    for key in ('mean_cosine', 'mean_negative_cosine', 'conflict_fraction'):
+        assert hub.get_scalar(f'train/gcm/{key}').current() == \
+            pytest.approx(float(last[key]))
+    with open(osp.join(runner.log_dir, 'vis_data', 'scalars.json')) as f:
+        logged = [json.loads(line) for line in f]
+    assert 'gcm/conflict_fraction' in logged[0]
+
+
+def test_fixed_probe_bit_identical_and_reused(cls_baseline, image_folder,
+                                              tmp_path):
+    """The fixed probe draws batches through the augmenting pipeline (NumPy
+    random stream) once; the training must not notice."""
+    runner = train(
+        cls_config(image_folder), tmp_path,
+        dict(type='GradientConflictHook', interval=3, probe='fixed',
+             num_probe_batches=2, save_heatmaps=False))
+    assert_same_weights(cls_baseline, runner)
+    first, second = saved(runner, 0), saved(runner, 3)
+    assert first['counts'].sum() == 12
+    np.testing.assert_array_equal(first['counts'], second['counts'])
+
+
+def test_hook_matrix_is_the_library_matrix(image_folder, tmp_path):
+    cfg = cls_config(image_folder)
+    cfg.work_dir = str(tmp_path)
+    cfg.launcher = 'none'
+    runner = build_runner(cfg, 'train')
+    hook = GradientConflictHook(interval=1)
+    hook.before_train(runner)
+    loader = iter(runner.train_dataloader)
+    batch = next(loader)
+    hook.before_train_iter(runner, 0, batch)
+    model = runner.model
+    probe = probe_batch(model, batch)
+    expected = gradient_conflict(model, probe.inputs, probe.targets,
+                                 mode='loop', num_classes=4)
+    np.testing.assert_allclose(
+        saved(runner, 0)['matrix'], expected.matrix.numpy(), rtol=1e-5,
+        atol=1e-6)
+
+
+def test_segmentation_training_bit_identical(tiny_seg_config, tmp_path):
+    baseline = train(seg_config(tiny_seg_config), tmp_path / 'base')
+    runner = train(
+        seg_config(tiny_seg_config), tmp_path / 'hook',
+        dict(type='GradientConflictHook', interval=2, num_probe_batches=2))
+    assert_same_weights(baseline, runner)
+    result = saved(runner, 2)
+    assert result['matrix'].shape == (5, 5)
+    assert 'decode_head.conv_seg' in list(result['layer_names'])
+    assert result['counts'].sum() > 0
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(interval=0), 'interval'),
+    (dict(probe='random'), 'probe'),
+    (dict(num_probe_batches=0), 'num_probe_batches'),
+    (dict(mode='exact'), 'mode'),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GradientConflictHook(**kwargs)

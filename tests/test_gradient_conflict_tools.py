@@ -1,0 +1,89 @@
+"""The offline gradient conflict tool on a checkpoint, and the plot tool on
+what the hook and the tool saved."""
+import importlib.util
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+from mmimb.analysis import gradient_conflict
+from mmimb.engine.config_check import ConfigError
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def tool(name):
+    path = osp.join(ROOT, 'tools', 'analysis_tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tiny_seg_config, tmp_path_factory):
+    cfg = Config.fromfile(str(tiny_seg_config))
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    path = tmp_path_factory.mktemp('ckpt') / 'model.pth'
+    torch.save({'state_dict': model.state_dict()}, path)
+    return str(path)
+
+
+def test_offline_tool_on_a_segmentation_checkpoint(tiny_seg_config,
+                                                   checkpoint, tmp_path,
+                                                   capsys):
+    out = tmp_path / 'out'
+    tool('gradient_conflict').main([
+        str(tiny_seg_config), checkpoint, '--num-batches', '2', '--out',
+        str(out)
+    ])
+    printed = capsys.readouterr().out
+    assert 'conflict_fraction' in printed
+    assert sorted(p.name for p in out.iterdir()) == [
+        'gradient_conflict.npz', 'heatmap.png', 'layers.png'
+    ]
+    with np.load(out / 'gradient_conflict.npz') as data:
+        assert data['matrix'].shape == (5, 5)
+        assert int(data['num_batches']) == 2
+        # 2 batches of 4 images of 32 x 32 pixels, none ignored.
+        assert data['counts'].sum() == 2 * 4 * 32 * 32
+        assert len(data['class_names']) == 5
+
+
+def test_offline_tool_names_a_missing_checkpoint(tiny_seg_config, tmp_path):
+    with pytest.raises(ConfigError, match='does not exist'):
+        tool('gradient_conflict').main(
+            [str(tiny_seg_config), str(tmp_path / 'none.pth')])
+
+
+def test_plot_tool_draws_heatmaps_layers_and_evolution(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(),
+        torch.nn.Linear(4 * 4 * 4, 3))
+    x, y = torch.randn(9, 3, 6, 6), torch.arange(9) % 3
+    for iteration in (0, 10, 20):
+        gradient_conflict(model, x, y).to_npz(
+            str(tmp_path / f'iter_{iteration}.npz'), iteration=iteration)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+    out = tmp_path / 'figures'
+    tool('plot_gradient_conflict').main([
+        str(tmp_path), '--out', str(out), '--class-names', 'a', 'b', 'c',
+        '--iterations', '0', '20'
+    ])
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        'evolution.png', 'heatmap_iter_0.png', 'heatmap_iter_20.png',
+        'layers_iter_0.png', 'layers_iter_20.png'
+    ]
+    assert all((out / n).stat().st_size > 1000 for n in names)
+    with pytest.raises(ConfigError, match='2 names for 3 classes'):
+        tool('plot_gradient_conflict').main(
+            [str(tmp_path), '--class-names', 'a', 'b'])

@@ -1,0 +1,137 @@
+"""Gradient Conflict Matrix of a trained checkpoint over a number of batches.
+
+    python tools/analysis_tools/gradient_conflict.py CONFIG CHECKPOINT
+        [--num-batches 1] [--mode fast|loop|sketch] [--out DIR]
+        [--layers NAME ...] [--split train|val|test] [--seed 0]
+        [--sketch-dim 4096] [--device cpu|cuda] [--cfg-options k=v ...]
+
+Batches come from the config's dataloader of ``--split`` (pipeline
+included, batch augmentations off), each class's loss is averaged over all
+its samples (pixels) in the batches, and the model runs in eval mode. Writes
+``gradient_conflict.npz`` (everything: see GradientConflict.to_npz),
+``heatmap.png`` and ``layers.png`` (per-layer conflict and gradient flow) to
+``--out`` (default ``work_dirs/gradient_conflict/<config name>``) and prints
+the summary.
+"""
+import argparse
+import os.path as osp
+from argparse import Namespace
+from itertools import islice
+
+import torch
+from mmengine.config import DictAction
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner import Runner, load_checkpoint
+
+from mmimb.analysis import conflict_matrix
+from mmimb.analysis.class_gradients import MODES
+from mmimb.analysis.plot import load_results, plot_heatmap, plot_layers
+from mmimb.engine import check_config, load_config, resolve_config
+from mmimb.engine.config_check import ConfigError
+from mmimb.engine.gradient_probe import class_names, probe_class_gradients
+from mmimb.engine.launch import run_cli
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Gradient Conflict Matrix of a checkpoint')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--num-batches', type=int, default=1)
+    parser.add_argument('--mode', choices=MODES, default='fast')
+    parser.add_argument('--out', help='output folder')
+    parser.add_argument(
+        '--layers', nargs='+', help='layer or container names (default: '
+        'every Linear and Conv layer)')
+    parser.add_argument(
+        '--split', choices=['train', 'val', 'test'], default='train',
+        help='dataloader whose batches are analysed')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the sampler (and of the sketch)')
+    parser.add_argument('--sketch-dim', type=int, default=4096)
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, as key=value pairs')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.num_batches < 1:
+        raise ConfigError(f'--num-batches={args.num_batches}; expected a '
+                          'positive number')
+    if not osp.isfile(args.checkpoint):
+        raise ConfigError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = load_config(
+        args.config,
+        Namespace(local_rank=0, launcher='none', work_dir=None,
+                  cfg_options=args.cfg_options))
+    loader_key = f'{args.split}_dataloader'
+    if not cfg.get(loader_key):
+        raise ConfigError(f'the config has no {loader_key} for --split '
+                          f'{args.split}')
+    scope = check_config(cfg, 'train' if args.split != 'test' else 'test')
+    init_default_scope(scope)
+    cfg = resolve_config(cfg)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.to(args.device)
+    loader = Runner.build_dataloader(cfg[loader_key], seed=args.seed)
+    names = class_names(loader.dataset)
+
+    batches = list(islice(loader, args.num_batches))
+    if not batches:
+        raise ConfigError(f'the {args.split} set gave no batch')
+    if len(batches) < args.num_batches:
+        print(f'warning: the {args.split} set gave only {len(batches)} '
+              'batches')
+    merged, probe = probe_class_gradients(
+        model, batches,
+        layers=args.layers,
+        mode=args.mode,
+        statistic='gram' if len(batches) == 1 else 'grads',
+        sketch_dim=args.sketch_dim,
+        seed=args.seed)
+    seen = len(batches)
+    if names is not None and len(names) != probe.num_classes:
+        names = None
+    result = conflict_matrix(merged)
+
+    out = args.out or osp.join(
+        'work_dirs', 'gradient_conflict',
+        osp.splitext(osp.basename(args.config))[0])
+    path = osp.join(out, 'gradient_conflict.npz')
+    result.to_npz(path, class_names=names, num_batches=seen, mode=args.mode,
+                  checkpoint=osp.abspath(args.checkpoint))
+    plot_heatmap(result.matrix.cpu().numpy(), osp.join(out, 'heatmap.png'),
+                 class_names=names,
+                 title=f'Gradient Conflict Matrix, {seen} batches')
+    plot_layers(load_results([path])[0], osp.join(out, 'layers.png'),
+                class_names=names)
+    print_summary(result, names)
+    print(f'saved {path}, heatmap.png and layers.png in {out}')
+
+
+def print_summary(result, names=None) -> None:
+    labels = names or [str(c) for c in result.classes.tolist()]
+    print(f'{len(result.layers)} layers, {int(result.present.sum())} of '
+          f'{len(labels)} classes present')
+    for key, value in result.summary().items():
+        print(f'  {key:22s} {value: .4f}')
+    if result.absent_classes:
+        print('  absent (NaN): ' + ', '.join(
+            labels[i] for i, p in enumerate(result.present.tolist())
+            if not p))
+    print('conflict of each class with the other classes, '
+          'cos(g_c, sum of the others):')
+    order = result.class_conflict.nan_to_num(2.0).argsort().tolist()
+    for i in order:
+        if result.present[i]:
+            print(f'  {labels[i]:20s} {result.class_conflict[i].item(): .4f}'
+                  f'  (n={int(result.counts[i])})')
+
+
+if __name__ == '__main__':
+    run_cli(main)

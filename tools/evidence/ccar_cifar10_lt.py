@@ -1,0 +1,364 @@
+"""Evidence: CE, LA, Balanced Softmax, CCAR and its combinations on
+CIFAR-10-LT (JPEG folders), several seeds each, on the CPU.
+
+    python tools/evidence/ccar_cifar10_lt.py [--data-root data/cifar10]
+        [--work-dir /tmp/mmimb_evidence/ccar_cifar10_lt]
+        [--methods ce la bs ccar ccar-la ccar-bs] [--seeds 0 1 2]
+        [--imbalance-factor 100] [--iters N] [--out results.md]
+
+Each (method, seed) trains ``configs/ccar/resnet32_cifar10-lt-if{IF}_
+{method}.py`` with the short CPU schedule
+``configs/_base_/schedules/cifar_lt_cpu.py`` applied on top, in its own
+process on one thread, then evaluates on the full test set (10,000 images)
+with ``LongTailMetric``. Finished runs (``metrics.json`` in their work dir)
+are not run again, so an interrupted sweep resumes. A method whose loss is
+identical to an earlier one's (Balanced Softmax is logit adjustment with
+tau = 1, so ``bs`` repeats ``la`` and ``ccar-bs`` repeats ``ccar-la``) reuses
+its results unless ``--no-reuse`` is given. The script then prints
+a markdown table (mean +- sample standard deviation over seeds) with the
+published ResNet-32 numbers of METHODS.md beside it, and the schedule
+differences; ``--out`` also writes it to a file.
+
+``--iters 6 --test-every 50`` makes a quick validation run (a few
+iterations, every 50th test image); ``--estimate`` times two such runs and
+prints the expected duration of the full sweep.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# This checkout's mmimb, not an installed one.
+sys.path.insert(0, str(ROOT))
+METHODS = ('ce', 'la', 'bs', 'ccar', 'ccar-la', 'ccar-bs')
+LABELS = {
+    'ce': 'CE',
+    'la': 'LA (tau=1)',
+    'bs': 'Balanced Softmax',
+    'ccar': 'CCAR',
+    'ccar-la': 'CCAR + LA',
+    'ccar-bs': 'CCAR + BS',
+}
+# Top-1 of ResNet-32 on CIFAR-10-LT IF100 (balanced test set), as listed in
+# ../shared/METHODS.md section 2 (standard 200-epoch schedule, binary data).
+PUBLISHED_IF100 = {'ce': 70.4, 'la': 77.7}
+PUBLISHED_NOTE = ('published (METHODS.md): CE 70.4, LDAM-DRW 77.0, logit '
+                  'adjustment 77.7 top-1; no CIFAR-10-LT figure for CCAR or '
+                  'Balanced Softmax there')
+COLUMNS = (('top1', 'top-1'), ('balanced_accuracy', 'balanced acc.'),
+           ('macro_f1', 'macro-F1'), ('many_shot_acc', 'many'),
+           ('medium_shot_acc', 'medium'), ('few_shot_acc', 'few'))
+SCHEDULE = ROOT / 'configs' / '_base_' / 'schedules' / 'cifar_lt_cpu.py'
+
+
+def config_path(method: str, imbalance_factor: int) -> Path:
+    return (ROOT / 'configs' / 'ccar' /
+            f'resnet32_cifar10-lt-if{imbalance_factor}_{method}.py')
+
+
+def run_dir(work_dir: Path, method: str, seed: int) -> Path:
+    return work_dir / method / f'seed{seed}'
+
+
+def build_config(args):
+    """The method's config with the CPU schedule on top."""
+    from mmengine.config import Config
+    if args.iters is not None:
+        os.environ['MMIMB_CPU_ITERS'] = str(args.iters)
+    cfg = Config.fromfile(str(config_path(args.method,
+                                          args.imbalance_factor)))
+    cfg.merge_from_dict(Config.fromfile(str(SCHEDULE)).to_dict())
+    cfg.randomness = dict(seed=args.seed)
+    cfg.work_dir = str(run_dir(Path(args.work_dir), args.method, args.seed))
+    cfg.train_dataloader.dataset.dataset.data_root = args.data_root
+    test = cfg.test_dataloader.dataset
+    test.data_root = args.data_root
+    if args.test_every > 1:
+        # Every k-th image: the folders are sorted by class, so this keeps
+        # all classes.
+        test.indices = list(range(0, 10000, args.test_every))
+    # One evaluation, after training, through runner.test().
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    return cfg
+
+
+def run_single(args) -> None:
+    """Train and test one (method, seed); write metrics.json."""
+    import torch
+    torch.set_num_threads(1)
+    from mmimb.engine.launch import build_runner
+    cfg = build_config(args)
+    runner = build_runner(cfg, 'train')
+    # CPU time as well as wall time: on a shared machine the wall time
+    # depends on the load, the CPU time of a one-thread run does not.
+    start, cpu = time.perf_counter(), time.process_time()
+    runner.train()
+    train_s = time.perf_counter() - start
+    train_cpu = time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
+    metrics = runner.test()
+    test_s = time.perf_counter() - start
+    test_cpu = time.process_time() - cpu
+    metrics = {k.split('/', 1)[-1]: v for k, v in metrics.items()}
+    metrics.update(
+        method=args.method,
+        seed=args.seed,
+        iters=cfg.train_cfg.max_iters,
+        batch_size=cfg.train_dataloader.batch_size,
+        train_size=len(runner.train_dataloader.dataset),
+        train_seconds=train_s,
+        train_cpu_seconds=train_cpu,
+        test_seconds=test_s,
+        test_cpu_seconds=test_cpu)
+    out = Path(cfg.work_dir) / 'metrics.json'
+    tmp = out.with_suffix('.tmp')
+    tmp.write_text(json.dumps(metrics, indent=1))
+    tmp.replace(out)
+
+
+def single_command(args, method: str, seed: int) -> list:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()), '--single', '--method', method,
+        '--seed',
+        str(seed), '--work-dir', args.work_dir, '--data-root',
+        args.data_root, '--imbalance-factor',
+        str(args.imbalance_factor), '--test-every',
+        str(args.test_every)
+    ]
+    if args.iters is not None:
+        command += ['--iters', str(args.iters)]
+    return command
+
+
+def mean_std(values):
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return 'n/a'
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f'{mean:.2f}'
+    std = math.sqrt(
+        sum((v - mean)**2 for v in values) / (len(values) - 1))
+    return f'{mean:.2f} ± {std:.2f}'
+
+
+def table(results: dict, args) -> str:
+    first = next(iter(next(iter(results.values()))))
+    epochs = first['iters'] * first['batch_size'] / first['train_size']
+    train_min = [
+        r['train_seconds'] / 60 for runs in results.values() for r in runs
+    ]
+    test = 'the full test set (10,000 images)' if args.test_every == 1 \
+        else f'every {args.test_every}th test image (validation only)'
+    lines = [
+        f'CIFAR-10-LT IF{args.imbalance_factor} (JPEG), ResNet-32, on '
+        f'{test}; mean ± std over seeds, in percent.', '',
+        '| method | seeds | ' + ' | '.join(c[1] for c in COLUMNS) +
+        ' | published top-1 |',
+        '|---|---|' + '---|' * len(COLUMNS) + '---|'
+    ]
+    reused = {}
+    for method, runs in results.items():
+        published = PUBLISHED_IF100.get(method) \
+            if args.imbalance_factor == 100 else None
+        cells = [mean_std([r[key] for r in runs]) for key, _ in COLUMNS]
+        twin = runs[0].get('reused_from')
+        label = LABELS[method] + (' *' if twin else '')
+        if twin:
+            reused[LABELS[method]] = LABELS[twin]
+        lines.append(f'| {label} | {len(runs)} | ' + ' | '.join(cells) +
+                     f" | {published if published else '—'} |")
+    if reused:
+        lines += [
+            '', '* The same training as ' + ', '.join(
+                f'{b} for {a}' for a, b in reused.items()) +
+            ' (Balanced Softmax is logit adjustment with tau = 1): their '
+            'runs, not separate ones.'
+        ]
+    lines += [
+        '', f'{PUBLISHED_NOTE}.', '',
+        'Schedule here: ResNet-32 (option A), '
+        f"{first['iters']} iterations of batch {first['batch_size']} "
+        f"(≈{epochs:.1f} epochs of {first['train_size']} images), SGD lr 0.1 "
+        'momentum 0.9 wd 2e-4, linear warm-up over 10% then linear decay to '
+        '0, one CPU thread, JPEG-re-encoded images; training took '
+        f'{min(train_min):.1f}-{max(train_min):.1f} min per run. Published: '
+        '200 epochs of batch 128, lr 0.1 with 5 warm-up epochs and x0.01 at '
+        'epochs 160 and 180, original binary images. Many/medium/few: '
+        'classes with >1500, 200-1500, <200 training images (IF100: 3/4/3 '
+        'classes).'
+    ]
+    return '\n'.join(lines)
+
+
+def collect(args) -> dict:
+    results = {}
+    for method in args.methods:
+        runs = []
+        for seed in args.seeds:
+            path = run_dir(Path(args.work_dir), method, seed) / 'metrics.json'
+            if path.is_file():
+                runs.append(json.loads(path.read_text()))
+        if runs:
+            results[method] = runs
+    return results
+
+
+def effective_loss(method: str, args) -> dict:
+    """The head loss of a method's config, with Balanced Softmax written
+    as what it is: logit adjustment with tau = 1."""
+    from mmengine.config import Config
+    loss = dict(
+        Config.fromfile(str(config_path(
+            method, args.imbalance_factor))).model.head.loss)
+    if loss['type'] == 'BalancedSoftmaxLoss':
+        loss.update(type='LogitAdjustedLoss', tau=1.0)
+    if loss.get('logit_adjust') == 'balanced_softmax':
+        loss.update(logit_adjust='la', tau=1.0)
+    return loss
+
+
+def same_training(method: str, args):
+    """An earlier method of the sweep whose training is identical (same
+    loss, same everything else), or None."""
+    mine = effective_loss(method, args)
+    for other in args.methods[:args.methods.index(method)]:
+        if effective_loss(other, args) == mine:
+            return other
+    return None
+
+
+def sweep(args) -> dict:
+    if not (Path(args.data_root) / 'train').is_dir():
+        sys.exit(f'error: {args.data_root}/train does not exist; extract the '
+                 'JPEG release first, e.g. mkdir -p data && tar xzf '
+                 '../shared/data/cifar10-jpg.tar.gz -C data/')
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    process_seconds = {}
+    for method in args.methods:
+        twin = None if args.no_reuse else same_training(method, args)
+        for seed in args.seeds:
+            done = run_dir(Path(args.work_dir), method, seed) / 'metrics.json'
+            if done.is_file():
+                print(f'{method} seed {seed}: done before, kept')
+                continue
+            source = run_dir(Path(args.work_dir), twin or method,
+                             seed) / 'metrics.json'
+            if twin and source.is_file():
+                metrics = json.loads(source.read_text())
+                metrics.update(method=method, reused_from=twin)
+                done.parent.mkdir(parents=True, exist_ok=True)
+                done.write_text(json.dumps(metrics, indent=1))
+                print(f'{method} seed {seed}: the same training as {twin} '
+                      '(identical loss), its result reused')
+                continue
+            print(f'{method} seed {seed}: training', flush=True)
+            start = time.perf_counter()
+            proc = subprocess.run(
+                single_command(args, method, seed),
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL if args.quiet else None)
+            if proc.returncode:
+                sys.exit(f'error: {method} seed {seed} failed (exit '
+                         f'{proc.returncode}); its log is under '
+                         f'{run_dir(Path(args.work_dir), method, seed)}')
+            seconds = time.perf_counter() - start
+            process_seconds[method, seed] = seconds
+            print(f'{method} seed {seed}: {seconds:.0f} s', flush=True)
+    text = table(collect(args), args)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + '\n')
+    return process_seconds
+
+
+def estimate(args) -> None:
+    """Time two short runs and extrapolate to the full sweep; the
+    difference of their training times is the cost of the extra
+    iterations without the start-up."""
+    from mmengine.config import Config
+    full_iters = args.iters or Config.fromfile(str(SCHEDULE)).cpu_iters
+    args.test_every, args.quiet = 20, True
+    args.methods, args.seeds = ['ccar'], [0]
+    base = Path(args.work_dir) / 'estimate'
+    runs, process = {}, {}
+    for iters in (6, 26):
+        args.iters, args.work_dir = iters, str(base / f'{iters}iters')
+        process[iters] = sweep(args).get(('ccar', 0))
+        runs[iters] = collect(args)['ccar'][0]
+    args.methods = list(METHODS)
+    trainings = sum(same_training(m, args) is None for m in METHODS)
+    if process[6] is None:
+        sys.exit(f'error: remove {base} to time fresh runs')
+    # Imports, building the runner and listing the dataset.
+    startup = process[6] - runs[6]['train_seconds'] - runs[6]['test_seconds']
+    for kind, key in (('CPU', '_cpu_seconds'), ('wall', '_seconds')):
+        per_iter = (runs[26]['train' + key] - runs[6]['train' + key]) / 20
+        setup = max(0.0, runs[6]['train' + key] - 6 * per_iter) + startup
+        test = runs[6]['test' + key] * 20
+        one = setup + full_iters * per_iter + test
+        print(f'{kind} time: {per_iter:.2f} s per iteration, {setup:.0f} s '
+              f'start-up, {test:.0f} s for the full test set; one run of '
+              f'{full_iters} iterations ≈ {one / 60:.1f} min; {trainings} '
+              f'distinct trainings of the {len(METHODS)} methods x 3 seeds '
+              f'≈ {trainings * 3 * one / 3600:.1f} h')
+    print('(CPU time is the wall time on an otherwise idle core; start-up '
+          'is wall time in both lines.)')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--data-root', default='data/cifar10')
+    parser.add_argument(
+        '--work-dir', default='/tmp/mmimb_evidence/ccar_cifar10_lt')
+    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+                        choices=METHODS)
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--imbalance-factor', type=int, default=100,
+                        choices=[10, 100])
+    parser.add_argument(
+        '--iters', type=int,
+        help='training iterations (default: cpu_iters of the CPU schedule)')
+    parser.add_argument(
+        '--test-every', type=int, default=1,
+        help='evaluate on every k-th test image (validation runs only)')
+    parser.add_argument('--out', help='also write the markdown table here')
+    parser.add_argument(
+        '--no-reuse',
+        action='store_true',
+        help='train every method even where its loss is identical to an '
+        "earlier one's (Balanced Softmax is LA with tau=1)")
+    parser.add_argument('--quiet', action='store_true',
+                        help='hide the training logs')
+    parser.add_argument('--estimate', action='store_true',
+                        help='time a 6-iteration run and extrapolate')
+    parser.add_argument('--single', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--method', choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument('--seed', type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.data_root = str(Path(args.data_root).resolve())
+    if args.iters is not None and args.iters < 2:
+        parser.error('--iters must be at least 2')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.single:
+        run_single(args)
+    elif args.estimate:
+        estimate(args)
+    else:
+        sweep(args)
+
+
+if __name__ == '__main__':
+    main()
