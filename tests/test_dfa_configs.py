@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from mmimb.engine.launch import run_cli
 from tools.model_converters.sam2mmpretrain import convert_sam
-from tools.train import main as train_main
+from mmimb.cli.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs'
@@ -29,7 +29,10 @@ def flat(cfg, prefix=''):
 
 
 def load(name):
-    return flat(Config.fromfile(str(CONFIGS / f'{name}.py')).to_dict())
+    path = CONFIGS / f'{name}.py'
+    if not path.is_file():
+        path = CONFIGS / 'dfa' / f'{name}.py'
+    return flat(Config.fromfile(str(path)).to_dict())
 
 
 @pytest.mark.parametrize('variant, changes', [
@@ -99,7 +102,8 @@ def test_train_fails_clearly_without_data_or_checkpoint(tmp_path, capsys,
     assert "init_cfg.checkpoint='checkpoints/sam_vit-b_mmpretrain.pth' " \
         'does not exist' in err
     err = run_train(
-        [str(CONFIGS / 'dfa_bcss_hcfa.py'), '--work-dir', str(tmp_path),
+        [str(CONFIGS / 'dfa' / 'dfa_bcss_hcfa.py'), '--work-dir',
+         str(tmp_path),
          '--cfg-options', *roots,
          f'model.backbone.init_cfg.checkpoint={tmp_path}'], capsys)
     assert 'class_dice' in err and 'class_difficulty.py' in err

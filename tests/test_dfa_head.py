@@ -182,7 +182,7 @@ def test_head_on_mmpretrain_vit_sam_encoder():
 
 
 def test_resume_restores_delta_and_hook_logs_bias(tmp_path):
-    from tools.train import main as train
+    from mmimb.cli.train import main as train
     work = tmp_path / 'work'
     # mmseg's runtime names its visualizer 'visualizer': a later runner in
     # the same process would reuse an earlier one and write its scalars
@@ -203,8 +203,8 @@ def test_resume_restores_delta_and_hook_logs_bias(tmp_path):
     _, fresh = tiny_model()
     assert not torch.equal(saved, fresh.decode_head.class_bias.delta)
 
+    from mmimb.cli.train import parse_args
     from mmimb.engine import build_runner, load_config
-    from tools.train import parse_args
     args = parse_args([str(TINY), '--work-dir', str(tmp_path / 'resumed')])
     cfg = load_config(str(TINY), args)
     cfg.resume, cfg.load_from = True, str(work / 'iter_4.pth')

@@ -30,9 +30,9 @@ def test_class_scores_by_hand():
 
 
 def test_class_difficulty_writes_the_hcfa_prior(tmp_path):
+    from mmimb.cli.train import main as train
+    from mmimb.cli.train import parse_args
     from mmimb.engine import build_runner, load_config
-    from tools.train import parse_args
-    from tools.train import main as train
     work = tmp_path / 'work'
     options = ['model.decode_head.bias_mode=none',
                f'visualizer.name=dfa_difficulty_{tmp_path.name}']

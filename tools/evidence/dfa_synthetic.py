@@ -1,6 +1,7 @@
 """Does DFA help, and does its learned bias track difficulty or frequency?
 
-    python tools/evidence/dfa_synthetic.py [--config configs/dfa_tiny_synthetic.py]
+    python tools/evidence/dfa_synthetic.py
+        [--config configs/dfa/dfa_tiny_synthetic.py]
         [--modes none fixed learned anchored] [--seeds 0 1 2] [--iters 600]
         [--work-dir work_dirs/evidence/dfa_synthetic] [--cfg-options ...]
 
@@ -19,7 +20,7 @@ prints (and writes to WORK_DIR/summary.md and summary.json):
 
 Finished runs are reused, so an interrupted sweep continues where it
 stopped. The EBHI-Seg comparison is the same command with
-``--config configs/dfa_tiny_ebhi_seg.py --cfg-options
+``--config configs/dfa/dfa_tiny_ebhi_seg.py --cfg-options
 train_dataloader.dataset.data_root=DIR val_dataloader.dataset.data_root=DIR
 test_dataloader.dataset.data_root=DIR``.
 """
@@ -107,9 +108,9 @@ def train_and_evaluate(args, mode: str, seed: int) -> dict:
 def dataset_statistics(config: str, cfg_options: List[str]) -> dict:
     """Class names, training-set frequencies and the generator's known
     difficulty (``None`` for real data), as the runs see them."""
+    from mmimb.cli.train import parse_args
     from mmimb.datasets import class_frequencies
     from mmimb.engine import load_config
-    from tools.train import parse_args
     options = ['--cfg-options', *cfg_options] if cfg_options else []
     cfg = load_config(config, parse_args([config, *options]))
     stats = class_frequencies(
@@ -155,8 +156,9 @@ def summarise(results: Dict[str, List[dict]], stats: dict) -> str:
         cells.append(mean_sd([np.mean(r['dice']) for r in runs], 100))
         lines.append(f'| {mode} | ' + ' | '.join(cells) + ' |')
     lines.append('')
+    seeds = sorted({r['seed'] for runs in results.values() for r in runs})
     lines.append('Per-class IoU (%) on the validation split, mean ± sd over '
-                 f'seeds {sorted({r["seed"] for rs in results.values() for r in rs})}.')
+                 f'seeds {seeds}.')
 
     targets = {'frequency': stats['freq']}
     if stats['difficulty'] is not None:
@@ -196,7 +198,8 @@ def summarise(results: Dict[str, List[dict]], stats: dict) -> str:
 
 def main(argv: Optional[List[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default='configs/dfa_tiny_synthetic.py')
+    parser.add_argument(
+        '--config', default='configs/dfa/dfa_tiny_synthetic.py')
     parser.add_argument('--modes', nargs='+', default=list(MODES),
                         choices=MODES)
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
@@ -215,8 +218,9 @@ def main(argv: Optional[List[str]] = None) -> str:
     summary = summarise(
         results, dataset_statistics(osp.join(ROOT, args.config),
                                     args.cfg_options))
-    header = (f'{args.config}, {args.iters} iterations, command: python '
-              f'tools/evidence/dfa_synthetic.py {" ".join(argv or sys.argv[1:])}')
+    command = ' '.join(['python tools/evidence/dfa_synthetic.py'] +
+                       (argv or sys.argv[1:]))
+    header = f'{args.config}, {args.iters} iterations, command: {command}'
     summary = header + '\n\n' + summary
     with open(osp.join(args.work_dir, 'summary.md'), 'w') as f:
         f.write(summary + '\n')

@@ -86,9 +86,10 @@ class DFAHead(BaseDecodeHead):
                  delta_penalty: float = 0.0,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
+        # Scoped names: the head may be built from another task's scope.
         kwargs.setdefault('loss_decode', [
-            dict(type='SegFocalLoss', loss_weight=1.0),
-            dict(type='SegDiceLoss', loss_weight=1.0)
+            dict(type='mmseg.SegFocalLoss', loss_weight=1.0),
+            dict(type='mmseg.SegDiceLoss', loss_weight=1.0)
         ])
         kwargs.setdefault('init_cfg', None)
         super().__init__(
