@@ -104,10 +104,10 @@ def probe_batch(model: nn.Module, data_batch: dict) -> Probe:
         labels = [s.gt_label for s in samples]
         multi = [i for i, label in enumerate(labels) if label.numel() != 1]
         if multi:
+            count = labels[multi[0]].numel()
             raise ValueError(
-                f'sample {multi[0]} of the batch has {labels[multi[0]].numel()}'
-                ' labels; the gradient conflict analysis needs one class per '
-                'sample')
+                f'sample {multi[0]} of the batch has {count} labels; the '
+                'gradient conflict analysis needs one class per sample')
         return Probe(inputs, torch.cat(labels).long().to(inputs.device),
                      head.num_classes)
     raise ValueError(
