@@ -508,8 +508,10 @@ class _SampleGrouping:
         self.k = ids.numel()
         self.ids, self.counts = ids, counts
         self.present = counts > 0
-        self.keep = (rows >= 0).nonzero().squeeze(1)
-        self.rows = rows[self.keep]
+        keep = (rows >= 0).nonzero().squeeze(1)
+        # None: every sample counts, and indexing (a copy) is skipped.
+        self.keep = None if keep.numel() == self.n else keep
+        self.rows = rows if self.keep is None else rows[keep]
         self.names, self.modules, self.calls = names, modules, calls
         self.params, self.statistic = params, statistic
         self.acc: Dict[str, Tensor] = {}
@@ -532,8 +534,9 @@ class _SampleGrouping:
 
     def _take(self, name: str, call: _Call, grad: Tensor) -> None:
         module = self.modules[name]
-        a = call.inp.detach()[self.keep]
-        d = grad[self.keep]
+        a, d = call.inp.detach(), grad
+        if self.keep is not None:
+            a, d = a[self.keep], d[self.keep]
         if self.statistic == 'gram' and _kernel_is_cheaper(
                 module, self.calls[name], self.k):
             kernel = per_sample_kernel(module, a.double(), d.double())
