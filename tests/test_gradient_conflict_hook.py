@@ -161,7 +161,10 @@ def test_segmentation_training_bit_identical(tiny_seg_config, tmp_path):
     result = saved(runner, 2)
     assert result['matrix'].shape == (5, 5)
     assert 'decode_head.conv_seg' in list(result['layer_names'])
-    assert result['counts'].sum() > 0
+    # Iteration 0 has one batch of 4 images of 32 x 32 pixels to look at,
+    # iteration 2 the batches of iterations 1 and 2.
+    assert saved(runner, 0)['counts'].sum() == 4 * 32 * 32
+    assert result['counts'].sum() == 2 * 4 * 32 * 32
 
 
 @pytest.mark.parametrize('kwargs, message', [

@@ -183,9 +183,10 @@ class GradientConflictHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
-        if self.probe == 'batch':
-            # Copied now: the training step's preprocessing may modify the
-            # data samples in place.
+        to_next = -runner.iter % self.interval
+        if self.probe == 'batch' and to_next < self.num_probe_batches:
+            # One of the batches of the next analysis. Copied now: the
+            # training step's preprocessing may modify the data samples.
             self._recent.append(copy.deepcopy(data_batch))
         if runner.iter % self.interval == 0:
             self.analyse(runner)
