@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # Helper modules beside the tests (toolrun.py, ...) are imported by name;
 # pytest's importlib mode does not put this folder on sys.path itself.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Class-statistics caches of test runs (subprocesses included) stay out of the
+# user's home.
+os.environ.setdefault('MMIMB_CACHE_DIR',
+                      tempfile.mkdtemp(prefix='mmimb-test-cache-'))
 # Real data shipped beside the repository (never inside it); see
 # ../shared/data/README.md. MMIMB_SHARED_DATA points elsewhere.
 SHARED_DATA = Path(os.environ.get('MMIMB_SHARED_DATA',

@@ -2,7 +2,6 @@
 train_class_counts='auto' resolved from the long-tailed subset, and a short
 training run of CCAR through tools/train.py on a folder-per-class
 fixture."""
-import importlib.util
 import tarfile
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
+from toolrun import check_ok, run_tool
 
 from mmimb.datasets import long_tailed_counts
 from mmimb.engine import resolve_config
@@ -61,17 +61,17 @@ def test_auto_statistics_come_from_the_long_tailed_subset(
     assert cfg.model.head.loss.class_freq == 'auto'
 
 
-def test_train_ccar_through_tools_train(cifar_folders, tmp_path, monkeypatch):
-    monkeypatch.setenv('MMIMB_CACHE_DIR', str(tmp_path / 'cache'))
-    spec = importlib.util.spec_from_file_location('train_tool',
-                                                  ROOT / 'tools' / 'train.py')
-    train_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_tool)
+def test_train_ccar_through_tools_train(cifar_folders, tmp_path):
     work_dir = tmp_path / 'work'
-    train_tool.main([
-        str(TINY), '--work-dir',
-        str(work_dir), '--cfg-options', *data_root_options(cifar_folders)
-    ])
+    check_ok(
+        run_tool(
+            'tools/train.py',
+            TINY,
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            *data_root_options(cifar_folders),
+            env=dict(MMIMB_CACHE_DIR=str(tmp_path / 'cache'))))
     assert (work_dir / 'iter_3.pth').is_file()
     dumped = Config.fromfile(str(work_dir / TINY.name))
     freq = np.array(dumped.model.head.loss.class_freq)

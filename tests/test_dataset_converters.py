@@ -396,6 +396,12 @@ def test_crag_and_ebhi_errors(tmp_path, dataset_fixtures):
     with pytest.raises(ConversionError, match='lacks Images/ or Annotation/'):
         convert_crag(str(release), str(tmp_path / 'o'))
 
+    empty = tmp_path / 'empty' / 'EBHI-SEG' / 'Polyp'
+    for sub in ('image', 'label'):
+        (empty / sub).mkdir(parents=True)
+    with pytest.raises(ConversionError, match='no ebhi_seg image'):
+        convert_ebhi_seg(str(empty.parent), str(tmp_path / 'o1'))
+
     ebhi = dataset_fixtures.write_ebhi_release(tmp_path / 'e')
     (ebhi / 'Unknown').mkdir()
     with pytest.raises(ConversionError, match='Unknown'):
@@ -423,3 +429,24 @@ def test_workers_give_the_same_output(tmp_path, dataset_fixtures):
         convert_bcss(str(release), str(tmp_path / f'w{workers}'),
                      tile_size=64, workers=workers, progress=False)
     assert all_files(tmp_path / 'w0') == all_files(tmp_path / 'w2')
+
+
+def test_bcss_command_line_as_a_user_runs_it(tmp_path, dataset_fixtures):
+    toolrun = importlib.util.spec_from_file_location(
+        'toolrun', ROOT / 'tests' / 'toolrun.py')
+    module = importlib.util.module_from_spec(toolrun)
+    toolrun.loader.exec_module(module)
+    release = dataset_fixtures.write_bcss_release(tmp_path / 'src')
+    out = tmp_path / 'out'
+    result = module.run_tool('tools/dataset_converters/bcss.py',
+                             tmp_path / 'src', '-o', out, '--tile-size', '64',
+                             '--workers', '2')
+    module.check_ok(result)
+    assert 'bcss: ' in result.stdout and 'converting bcss' in result.stderr
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['options']['tile_size'] == 64
+    assert summary['images_total'] > len(dataset_fixtures.BCSS_ROIS)
+    failed = module.run_tool('tools/dataset_converters/bcss.py',
+                             release / 'masks', '-o', tmp_path / 'o2')
+    assert failed.returncode == 2
+    assert failed.stderr.startswith('error: ') and 'masks' in failed.stderr

@@ -37,6 +37,7 @@ def training_config(name: str, data_root: Path, num_classes: int,
         cfg[loader].update(num_workers=0, persistent_workers=False)
         cfg[loader].dataset.data_root = str(data_root)
     cfg.train_dataloader.batch_size = 2
+    cfg.launcher = 'none'
     return cfg
 
 

@@ -23,6 +23,10 @@ KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
 BUILD_CASES = {
     ('mmseg', 'DATASETS', 'SyntheticTissueDataset'):
     dict(num_samples=2, img_size=32),
+    ('mmpretrain', 'MODELS', 'CSBANeck'): dict(in_channels=8, num_classes=3),
+    ('mmpretrain', 'MODELS', 'MultiBranchNeck'): dict(in_channels=8),
+    ('mmpretrain', 'MODELS', 'ClassWiseLinearClsHead'):
+    dict(num_classes=3, in_channels=8),
     ('mmseg', 'DATASETS', 'BCSSDataset'): dict(lazy_init=True),
     ('mmseg', 'DATASETS', 'BDSADataset'): dict(lazy_init=True),
     ('mmseg', 'DATASETS', 'CRAGDataset'): dict(lazy_init=True),

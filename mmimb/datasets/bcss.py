@@ -19,8 +19,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .conversion import (IGNORE_INDEX, SPLITS, ConversionError, Sample, Skip,
-                         Task, assign_splits, check_same_size, read_image,
-                         read_label_image, run_conversion)
+                         Task, assign_splits, check_same_size, pair_files,
+                         read_image, read_label_image, run_conversion)
 
 # meta/gtruth_codes.tsv of github.com/PathologyDataScience/BCSS.
 BCSS_CODES = {
@@ -211,51 +211,31 @@ def bcss_tasks(source: str, test_sites: Sequence[str], val_fraction: float,
     other institutions. Train: the rest. No slide or case is in two splits.
     """
     image_dir, mask_dir = find_release_folders(source)
-
-    def by_roi(folder):
-        found = {}
-        for name in sorted(os.listdir(folder)):
-            if name.lower().endswith('.png'):
-                info = parse_roi_name(osp.join(folder, name))
-                found[info['roi']] = (osp.join(folder, name), info)
-        return found
-
-    images, masks = by_roi(image_dir), by_roi(mask_dir)
-    if not masks:
+    if not any(n.lower().endswith('.png') for n in os.listdir(mask_dir)):
         raise ConversionError(f'no BCSS masks (*.png) in {mask_dir!r}')
-    skipped = [
-        Skip(images[roi][0], 'image without mask')
-        for roi in sorted(set(images) - set(masks))
-    ] + [
-        Skip(masks[roi][0], 'mask without image')
-        for roi in sorted(set(masks) - set(images))
-    ]
-    paired = sorted(set(images) & set(masks))
+    pairs, skipped = pair_files(
+        image_dir, mask_dir, key=lambda path: parse_roi_name(path)['roi'])
+    info = {roi: parse_roi_name(mask) for roi, (_, mask) in pairs.items()}
     test_sites = set(test_sites)
     train_cases = sorted({
-        masks[roi][1]['case']
-        for roi in paired if masks[roi][1]['site'] not in test_sites
+        i['case']
+        for i in info.values() if i['site'] not in test_sites
     })
     case_split = assign_splits(
         train_cases, dict(train=1 - val_fraction, val=val_fraction), seed)
-    tasks = []
-    for roi in paired:
-        mask_path, info = masks[roi]
-        split = 'test' if info['site'] in test_sites else case_split[
-            info['case']]
+    tasks, cases = [], {split: set() for split in SPLITS}
+    for roi, (image_path, mask_path) in pairs.items():
+        case = info[roi]['case']
+        split = 'test' if info[roi]['site'] in test_sites else case_split[case]
+        cases[split].add(case)
         key = osp.splitext(osp.basename(mask_path))[0]
-        tasks.append(Task(key, split, (images[roi][0], mask_path)))
+        tasks.append(Task(key, split, (image_path, mask_path)))
     extra = dict(split_rule=dict(
         test_sites=sorted(test_sites),
         val_fraction_of_training_cases=val_fraction,
         seed=seed,
-        cases={
-            split: sorted({
-                masks[roi][1]['case']
-                for roi, t in zip(paired, tasks) if t.split == split
-            })
-            for split in SPLITS
-        }))
+        cases={split: sorted(found)
+               for split, found in cases.items()}))
     return tasks, skipped, extra
 
 

@@ -28,8 +28,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import Pool
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
-                    Union)
+from typing import (Any, Callable, Dict, Hashable, Iterable, List, Optional,
+                    Sequence, Tuple, Union)
 
 import cv2
 import numpy as np
@@ -92,6 +92,16 @@ class TaskRecord:
     skipped: List[dict] = field(default_factory=list)
 
 
+def _imread(path: str, kind: str) -> np.ndarray:
+    if not osp.isfile(path):
+        raise ConversionError(f'{kind} file {path!r} does not exist')
+    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ConversionError(f'cannot read {kind} {path!r}: not a readable '
+                              'image file (truncated or another format?)')
+    return array
+
+
 def read_image(path: str) -> np.ndarray:
     """Read an RGB(A) image file as a BGR uint8 array (H, W, 3).
 
@@ -99,12 +109,7 @@ def read_image(path: str) -> np.ndarray:
         ConversionError: If the file is missing, unreadable or not a
             3-channel 8-bit image.
     """
-    if not osp.isfile(path):
-        raise ConversionError(f'image file {path!r} does not exist')
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ConversionError(f'cannot read image {path!r}: not a readable '
-                              'image file (truncated or another format?)')
+    img = _imread(path, 'image')
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
         raise ConversionError(
             f'image {path!r} has shape {img.shape} and dtype {img.dtype}; '
@@ -118,13 +123,46 @@ def read_label_image(path: str) -> np.ndarray:
     Raises:
         ConversionError: If the file is missing or unreadable.
     """
-    if not osp.isfile(path):
-        raise ConversionError(f'mask file {path!r} does not exist')
-    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ConversionError(f'cannot read mask {path!r}: not a readable '
-                              'image file (truncated or another format?)')
-    return mask
+    return _imread(path, 'mask')
+
+
+def pair_files(image_dir: str,
+               label_dir: str,
+               label_kind: str = 'mask',
+               key: Callable[[str], Hashable] = None
+               ) -> Tuple[Dict[Hashable, Tuple[str, str]], List[Skip]]:
+    """Pair the PNG files of an image folder with those of a label folder.
+
+    Args:
+        image_dir: Folder of images.
+        label_dir: Folder of masks or annotations.
+        label_kind: What a label file is called in skip reasons.
+        key: File path -> pairing key; defaults to the file stem.
+
+    Returns:
+        tuple: Key -> (image path, label path) for the files found in both,
+        and a :class:`Skip` for each file without a partner.
+    """
+    key = key or (lambda path: osp.splitext(osp.basename(path))[0])
+
+    def by_key(folder):
+        return {
+            key(osp.join(folder, name)): osp.join(folder, name)
+            for name in sorted(os.listdir(folder))
+            if name.lower().endswith('.png')
+        }
+
+    images, labels = by_key(image_dir), by_key(label_dir)
+    skipped = [
+        Skip(images[k], f'image without {label_kind}')
+        for k in sorted(set(images) - set(labels))
+    ] + [
+        Skip(labels[k], f'{label_kind} without image')
+        for k in sorted(set(labels) - set(images))
+    ]
+    paired = {k: (images[k], labels[k])
+              for k in sorted(set(images) & set(labels))}
+    return paired, skipped
 
 
 def check_same_size(image: np.ndarray, label: np.ndarray, image_path: str,
@@ -241,7 +279,7 @@ def _run_task(task: Task, process: Callable, out_dir: str,
             record.skipped.append(dict(source=out.name, reason=out.reason))
             continue
         hist = np.bincount(out.label.ravel(), minlength=256)
-        bad = [v for v in np.flatnonzero(hist)
+        bad = [int(v) for v in np.flatnonzero(hist)
                if v >= num_classes and v != IGNORE_INDEX]
         if bad:
             raise ConversionError(
@@ -329,6 +367,12 @@ def run_conversion(dataset: str,
         dict: The summary, also written to ``out_dir/summary.json``.
     """
     options = dict(options or {})
+    if not tasks:
+        raise ConversionError(
+            f'no {dataset} image with its label was found'
+            + (f'; {len(skipped)} files without a partner, e.g. '
+               f'{skipped[0].name!r} ({skipped[0].reason})' if skipped else
+               '; is SOURCE the folder the dataset authors distribute?'))
     dup = sorted(k for k, n in Counter(t.key for t in tasks).items()
                  if n > 1)
     if dup:

@@ -1,7 +1,6 @@
 """CRAG (colorectal adenocarcinoma gland dataset, Graham et al., MILD-Net,
 Medical Image Analysis 2019) as a binary gland segmentation task: the
 dataset class and the conversion from the public release."""
-import os
 import os.path as osp
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -10,8 +9,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .conversion import (ConversionError, Sample, Skip, Task, assign_splits,
-                         check_same_size, read_image, read_label_image,
-                         run_conversion)
+                         check_same_size, pair_files, read_image,
+                         read_label_image, run_conversion)
 
 
 @DATASETS.register_module()
@@ -107,19 +106,10 @@ def crag_tasks(source: str, val_count: int,
     tasks, skipped, found_counts = [], [], {}
     for split, (image_dir, annotation_dir) in find_release_folders(
             source).items():
-        images = {
-            osp.splitext(n)[0]: osp.join(image_dir, n)
-            for n in os.listdir(image_dir) if n.lower().endswith('.png')
-        }
-        annotations = {
-            osp.splitext(n)[0]: osp.join(annotation_dir, n)
-            for n in os.listdir(annotation_dir) if n.lower().endswith('.png')
-        }
-        skipped += [Skip(images[k], 'image without annotation')
-                    for k in sorted(set(images) - set(annotations))]
-        skipped += [Skip(annotations[k], 'annotation without image')
-                    for k in sorted(set(annotations) - set(images))]
-        paired = sorted(set(images) & set(annotations))
+        pairs, unpaired = pair_files(image_dir, annotation_dir,
+                                     'annotation')
+        skipped += unpaired
+        paired = list(pairs)
         found_counts[split] = len(paired)
         assigned = {key: split for key in paired}
         if split == 'train' and val_count:
@@ -131,7 +121,7 @@ def crag_tasks(source: str, val_count: int,
                 paired,
                 dict(train=len(paired) - val_count, val=val_count), seed)
         tasks += [
-            Task(key, assigned[key], (images[key], annotations[key]))
+            Task(key, assigned[key], pairs[key])
             for key in paired
         ]
     extra = dict(

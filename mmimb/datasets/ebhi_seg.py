@@ -17,8 +17,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .conversion import (IGNORE_INDEX, SPLITS, ConversionError, Sample, Skip,
-                         Task, assign_splits, check_same_size, read_image,
-                         read_label_image, run_conversion)
+                         Task, assign_splits, check_same_size, pair_files,
+                         read_image, read_label_image, run_conversion)
 
 # Source folder name -> class name, in the order of the dataset's readme.
 # The label of a category is its position here plus 1 (0 is background).
@@ -133,19 +133,9 @@ def ebhi_tasks(source: str, fractions: Dict[str, float], seed: int,
                               "'case'")
     tasks, skipped, per_split = [], [], {}
     for category, (image_dir, label_dir) in find_categories(source).items():
-        images = {
-            osp.splitext(n)[0]: osp.join(image_dir, n)
-            for n in os.listdir(image_dir) if n.lower().endswith('.png')
-        }
-        masks = {
-            osp.splitext(n)[0]: osp.join(label_dir, n)
-            for n in os.listdir(label_dir) if n.lower().endswith('.png')
-        }
-        skipped += [Skip(images[k], 'image without mask')
-                    for k in sorted(set(images) - set(masks))]
-        skipped += [Skip(masks[k], 'mask without image')
-                    for k in sorted(set(masks) - set(images))]
-        paired = sorted(set(images) & set(masks))
+        pairs, unpaired = pair_files(image_dir, label_dir)
+        skipped += unpaired
+        paired = list(pairs)
         unit = case_of if group_by == 'case' else (lambda stem: stem)
         unit_split = assign_splits({unit(s)
                                     for s in paired}, fractions, seed,
@@ -158,7 +148,7 @@ def ebhi_tasks(source: str, fractions: Dict[str, float], seed: int,
             per_split[category][split] += 1
             tasks.append(
                 Task(f'{slug}_{stem}', split,
-                     (images[stem], masks[stem], label)))
+                     pairs[stem] + (label, )))
     extra = dict(
         split_rule=dict(
             fractions=fractions, seed=seed, group_by=group_by,

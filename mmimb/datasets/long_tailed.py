@@ -101,7 +101,10 @@ class LongTailedDataset:
                  max_per_class: Optional[int] = None,
                  lazy_init: bool = False):
         if isinstance(dataset, dict):
-            dataset = DATASETS.build(dataset)
+            # Among mmpretrain's datasets, whatever scope the wrapper itself
+            # was built from (e.g. as mmimb.LongTailedDataset under mmseg).
+            dataset = DATASETS.build(
+                dict(dataset, _scope_=dataset.get('_scope_', 'mmpretrain')))
         if not hasattr(dataset, '__getitem__') or not hasattr(
                 dataset, 'metainfo'):
             raise TypeError('LongTailedDataset: dataset must be a dataset '

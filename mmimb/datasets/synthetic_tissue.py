@@ -133,12 +133,15 @@ class TissueGenerator:
         freq = self.freq * np.exp(self.freq_jitter * rng.standard_normal(num))
         freq = freq / freq.sum()
         coarse = rng.standard_normal(
-            (num, self.field_res, self.field_res)).astype(np.float32)
+            (self.field_res, self.field_res, num)).astype(np.float32)
+        # One resize for all classes (OpenCV takes up to 512 channels).
+        fields = cv2.resize(
+            coarse, (size, size), interpolation=cv2.INTER_CUBIC).reshape(
+                size, size, num)
         label = np.full((size, size), self.order[-1], dtype=np.uint8)
         free = np.ones((size, size), dtype=bool)
         for k in self.order[:-1]:
-            field = cv2.resize(
-                coarse[k], (size, size), interpolation=cv2.INTER_CUBIC)
+            field = fields[..., k].copy()
             field[~free] = -np.inf
             # The threshold comes from a 1-in-16 grid sample of the pixels:
             # exact counts are not needed, only the expected frequency.

@@ -72,7 +72,8 @@ def _distribute_on_cpu(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
     # mmengine's pytorch launcher calls torch.cuda.set_device before creating
     # the process group; an existing group makes it skip that step.
-    if cfg.launcher == 'pytorch' and not torch.distributed.is_initialized():
+    if cfg.launcher == 'pytorch' and \
+            not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend=dist_cfg['backend'])
 
 
@@ -101,7 +102,7 @@ def build_runner(cfg: Config, mode: str):
     """Check the config, then build its runner (``MMImbRunner`` unless the
     config names another ``runner_type``)."""
     cfg.default_scope = check_config(cfg, mode)
-    if cfg.launcher != 'none':
+    if cfg.setdefault('launcher', 'none') != 'none':
         _distribute_on_cpu(cfg)
     init_default_scope(cfg.default_scope)
     cfg.setdefault('runner_type', 'MMImbRunner')

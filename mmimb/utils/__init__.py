@@ -2,9 +2,10 @@ from .checkpoint_compat import allow_mmengine_checkpoints
 from .class_freq import (AUTO, load_class_freq, read_class_stats_json,
                          resolve_auto_class_freq)
 from .config_scope import register_config_scope
+from .footprint import Footprint, autograd_footprint
 
 __all__ = [
-    'AUTO', 'allow_mmengine_checkpoints', 'load_class_freq',
-    'read_class_stats_json', 'register_config_scope',
+    'AUTO', 'Footprint', 'allow_mmengine_checkpoints', 'autograd_footprint',
+    'load_class_freq', 'read_class_stats_json', 'register_config_scope',
     'resolve_auto_class_freq'
 ]

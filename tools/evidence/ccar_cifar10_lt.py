@@ -11,7 +11,10 @@ Each (method, seed) trains ``configs/ccar/resnet32_cifar10-lt-if{IF}_
 ``configs/_base_/schedules/cifar_lt_cpu.py`` applied on top, in its own
 process on one thread, then evaluates on the full test set (10,000 images)
 with ``LongTailMetric``. Finished runs (``metrics.json`` in their work dir)
-are not run again, so an interrupted sweep resumes. The script then prints
+are not run again, so an interrupted sweep resumes. A method whose loss is
+identical to an earlier one's (Balanced Softmax is logit adjustment with
+tau = 1, so ``bs`` repeats ``la`` and ``ccar-bs`` repeats ``ccar-la``) reuses
+its results unless ``--no-reuse`` is given. The script then prints
 a markdown table (mean +- sample standard deviation over seeds) with the
 published ResNet-32 numbers of METHODS.md beside it, and the schedule
 differences; ``--out`` also writes it to a file.
@@ -160,13 +163,24 @@ def table(results: dict, args) -> str:
         ' | published top-1 |',
         '|---|---|' + '---|' * len(COLUMNS) + '---|'
     ]
+    reused = {}
     for method, runs in results.items():
         published = PUBLISHED_IF100.get(method) \
             if args.imbalance_factor == 100 else None
         cells = [mean_std([r[key] for r in runs]) for key, _ in COLUMNS]
-        lines.append(f'| {LABELS[method]} | {len(runs)} | ' +
-                     ' | '.join(cells) +
+        twin = runs[0].get('reused_from')
+        label = LABELS[method] + (' *' if twin else '')
+        if twin:
+            reused[LABELS[method]] = LABELS[twin]
+        lines.append(f'| {label} | {len(runs)} | ' + ' | '.join(cells) +
                      f" | {published if published else '—'} |")
+    if reused:
+        lines += [
+            '', '* The same training as ' + ', '.join(
+                f'{b} for {a}' for a, b in reused.items()) +
+            ' (Balanced Softmax is logit adjustment with tau = 1): their '
+            'runs, not separate ones.'
+        ]
     lines += [
         '', f'{PUBLISHED_NOTE}.', '',
         'Schedule here: ResNet-32 (option A), '
@@ -196,17 +210,53 @@ def collect(args) -> dict:
     return results
 
 
-def sweep(args) -> None:
+def effective_loss(method: str, args) -> dict:
+    """The head loss of a method's config, with Balanced Softmax written
+    as what it is: logit adjustment with tau = 1."""
+    from mmengine.config import Config
+    loss = dict(
+        Config.fromfile(str(config_path(
+            method, args.imbalance_factor))).model.head.loss)
+    if loss['type'] == 'BalancedSoftmaxLoss':
+        loss.update(type='LogitAdjustedLoss', tau=1.0)
+    if loss.get('logit_adjust') == 'balanced_softmax':
+        loss.update(logit_adjust='la', tau=1.0)
+    return loss
+
+
+def same_training(method: str, args):
+    """An earlier method of the sweep whose training is identical (same
+    loss, same everything else), or None."""
+    mine = effective_loss(method, args)
+    for other in args.methods[:args.methods.index(method)]:
+        if effective_loss(other, args) == mine:
+            return other
+    return None
+
+
+def sweep(args) -> dict:
     if not (Path(args.data_root) / 'train').is_dir():
         sys.exit(f'error: {args.data_root}/train does not exist; extract the '
                  'JPEG release first, e.g. mkdir -p data && tar xzf '
                  '../shared/data/cifar10-jpg.tar.gz -C data/')
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    process_seconds = {}
     for method in args.methods:
+        twin = None if args.no_reuse else same_training(method, args)
         for seed in args.seeds:
             done = run_dir(Path(args.work_dir), method, seed) / 'metrics.json'
             if done.is_file():
                 print(f'{method} seed {seed}: done before, kept')
+                continue
+            source = run_dir(Path(args.work_dir), twin or method,
+                             seed) / 'metrics.json'
+            if twin and source.is_file():
+                metrics = json.loads(source.read_text())
+                metrics.update(method=method, reused_from=twin)
+                done.parent.mkdir(parents=True, exist_ok=True)
+                done.write_text(json.dumps(metrics, indent=1))
+                print(f'{method} seed {seed}: the same training as {twin} '
+                      '(identical loss), its result reused')
                 continue
             print(f'{method} seed {seed}: training', flush=True)
             start = time.perf_counter()
@@ -219,12 +269,14 @@ def sweep(args) -> None:
                 sys.exit(f'error: {method} seed {seed} failed (exit '
                          f'{proc.returncode}); its log is under '
                          f'{run_dir(Path(args.work_dir), method, seed)}')
-            print(f'{method} seed {seed}: {time.perf_counter() - start:.0f} s',
-                  flush=True)
+            seconds = time.perf_counter() - start
+            process_seconds[method, seed] = seconds
+            print(f'{method} seed {seed}: {seconds:.0f} s', flush=True)
     text = table(collect(args), args)
     print(text)
     if args.out:
         Path(args.out).write_text(text + '\n')
+    return process_seconds
 
 
 def estimate(args) -> None:
@@ -236,22 +288,29 @@ def estimate(args) -> None:
     args.test_every, args.quiet = 20, True
     args.methods, args.seeds = ['ccar'], [0]
     base = Path(args.work_dir) / 'estimate'
-    runs = {}
+    runs, process = {}, {}
     for iters in (6, 26):
         args.iters, args.work_dir = iters, str(base / f'{iters}iters')
-        sweep(args)
+        process[iters] = sweep(args).get(('ccar', 0))
         runs[iters] = collect(args)['ccar'][0]
+    args.methods = list(METHODS)
+    trainings = sum(same_training(m, args) is None for m in METHODS)
+    if process[6] is None:
+        sys.exit(f'error: remove {base} to time fresh runs')
+    # Imports, building the runner and listing the dataset.
+    startup = process[6] - runs[6]['train_seconds'] - runs[6]['test_seconds']
     for kind, key in (('CPU', '_cpu_seconds'), ('wall', '_seconds')):
         per_iter = (runs[26]['train' + key] - runs[6]['train' + key]) / 20
-        startup = max(0.0, runs[6]['train' + key] - 6 * per_iter)
+        setup = max(0.0, runs[6]['train' + key] - 6 * per_iter) + startup
         test = runs[6]['test' + key] * 20
-        one = startup + full_iters * per_iter + test
-        print(f'{kind} time: {per_iter:.2f} s per iteration, {startup:.0f} s '
+        one = setup + full_iters * per_iter + test
+        print(f'{kind} time: {per_iter:.2f} s per iteration, {setup:.0f} s '
               f'start-up, {test:.0f} s for the full test set; one run of '
-              f'{full_iters} iterations ≈ {one / 60:.1f} min, '
-              f'{len(METHODS)} methods x 3 seeds ≈ '
-              f'{len(METHODS) * 3 * one / 3600:.1f} h')
-    print('(CPU time is the wall time on an otherwise idle core.)')
+              f'{full_iters} iterations ≈ {one / 60:.1f} min; {trainings} '
+              f'distinct trainings of the {len(METHODS)} methods x 3 seeds '
+              f'≈ {trainings * 3 * one / 3600:.1f} h')
+    print('(CPU time is the wall time on an otherwise idle core; start-up '
+          'is wall time in both lines.)')
 
 
 def parse_args(argv=None):
@@ -271,6 +330,11 @@ def parse_args(argv=None):
         '--test-every', type=int, default=1,
         help='evaluate on every k-th test image (validation runs only)')
     parser.add_argument('--out', help='also write the markdown table here')
+    parser.add_argument(
+        '--no-reuse',
+        action='store_true',
+        help='train every method even where its loss is identical to an '
+        "earlier one's (Balanced Softmax is LA with tau=1)")
     parser.add_argument('--quiet', action='store_true',
                         help='hide the training logs')
     parser.add_argument('--estimate', action='store_true',

@@ -5,6 +5,14 @@
 # per-class IoU and Dice. Images are never rescaled: tiles keep the
 # magnification they were converted at.
 #
+# Tiles are cropped to crop_size (the DFA setting, 1024 px at 0.25 um/px);
+# a smaller image passes whole (RandomCrop never pads). A variant with
+# another crop sets crop_size and replaces the crop step:
+#   crop_size = (512, 512)
+#   train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline[:2]
+#       + [dict(type='RandomCrop', crop_size=crop_size)]
+#       + _base_.train_pipeline[3:]))
+#
 # Tissue has no orientation: flips and exact quarter turns draw uniformly from
 # the 8 symmetries of the square. The colour jitter is milder than mmseg's
 # defaults (hue 18, contrast/saturation 0.5-1.5), which move H&E outside the
@@ -20,6 +28,12 @@ pathology_augment = [
         saturation_range=(0.8, 1.2),
         hue_delta=8),
 ]
+crop_size = (1024, 1024)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomCrop', crop_size=crop_size),
+] + pathology_augment + [dict(type='PackSegInputs')]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -32,7 +46,9 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train')))
+        data_prefix=dict(
+            img_path='img_dir/train', seg_map_path='ann_dir/train'),
+        pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,

@@ -1,0 +1,6 @@
+from .branch_attention import (BranchAttention, MultiBranchConv,
+                               branch_weights, fuse_branches)
+
+__all__ = [
+    'BranchAttention', 'MultiBranchConv', 'branch_weights', 'fuse_branches'
+]

@@ -22,7 +22,7 @@ import torch
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .class_prior_loss import (ClassPriorLoss, class_dim_view, compute_dtype,
+from .class_prior_loss import (ClassPriorLoss, compute_dtype,
                                soft_cross_entropy, split_target)
 from .logit_adjusted_loss import adjust_logits, prior_cross_entropy
 
@@ -67,6 +67,39 @@ def check_pivot(pivot: float) -> float:
     return float(pivot)
 
 
+def log_bases(freq: Tensor,
+              base: Union[str, float] = 'e',
+              dual_phase: bool = True) -> Tensor:
+    """``log(b - f')`` below and, with ``dual_phase``, above the pivot.
+
+    Args:
+        freq: Class frequencies ``f`` (any shape), in [0, 1].
+        base: ``'e'`` or a number >= 2, see :func:`resolve_base`.
+        dual_phase: Whether ``f' = 1 - f`` above the pivot.
+
+    Returns:
+        Tensor: ``(2, *freq.shape)``: ``log(b - f)`` and
+        ``log(b - 1 + f)``; ``(1, *freq.shape)`` without ``dual_phase``.
+    """
+    b = resolve_base(base)
+    below = torch.log(b - freq)
+    if not dual_phase:
+        return below[None]
+    return torch.stack([below, torch.log(b - 1 + freq)])
+
+
+def omega_from_log_bases(prob: Tensor, log_base: Tensor,
+                         pivot: float) -> Tensor:
+    """``Omega = exp((pivot - p_t) * log(b - f'))`` from the
+    :func:`log_bases` of the true classes (their trailing dimensions
+    broadcastable to ``prob``)."""
+    if len(log_base) == 2:
+        log_base = torch.where(prob < pivot, log_base[0], log_base[1])
+    else:
+        log_base = log_base[0]
+    return torch.exp((pivot - prob) * log_base)
+
+
 def ccar_weight(prob_true: Tensor,
                 freq_true: Union[Tensor, float],
                 pivot: float = 0.75,
@@ -88,13 +121,10 @@ def ccar_weight(prob_true: Tensor,
         Tensor: Omega, the broadcast shape of the inputs, in at least
         float32 and within ``[1/b, b]``.
     """
-    b = resolve_base(base)
-    pivot = check_pivot(pivot)
     prob = compute_dtype(prob_true)
     freq = torch.as_tensor(freq_true, dtype=prob.dtype, device=prob.device)
-    if dual_phase:
-        freq = torch.where(prob < pivot, freq, 1 - freq)
-    return torch.exp((pivot - prob) * torch.log(b - freq))
+    return omega_from_log_bases(prob, log_bases(freq, base, dual_phase),
+                                check_pivot(pivot))
 
 
 def adjustment_tau(logit_adjust: Optional[str], tau: float) -> float:
@@ -112,31 +142,32 @@ def adjustment_tau(logit_adjust: Optional[str], tau: float) -> float:
 
 
 def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
-                      class_freq: Tensor, log_prior: Tensor, pivot: float,
-                      base: Union[str, float], dual_phase: bool,
+                      log_prior: Tensor, log_base: Tensor, pivot: float,
                       detach_weight: bool, tau: float, confidence: str,
                       ignore_index: Optional[int]) -> Tensor:
-    freq = class_freq.to(logits.dtype)
+    """CCAR per element; ``log_base`` holds the per-class
+    :func:`log_bases`, (1 or 2, C). Ignored elements come out as 0."""
+    log_base = log_base.to(logits.dtype)
     adjusted = adjust_logits(logits, log_prior, tau)
     own_confidence = confidence == 'raw' and tau != 0
     if soft:
         log_prob = torch.log_softmax(adjusted, dim=1)
         conf_log_prob = torch.log_softmax(logits, dim=1) \
             if own_confidence else log_prob
-        weight = ccar_weight(conf_log_prob.exp(),
-                             class_dim_view(freq, logits), pivot, base,
-                             dual_phase)
+        per_class = log_base.view(len(log_base), 1, -1,
+                                  *([1] * (logits.dim() - 2)))
+        weight = omega_from_log_bases(conf_log_prob.exp(), per_class, pivot)
         if detach_weight:
             weight = weight.detach()
         return soft_cross_entropy(log_prob, target, weight)
     ce = prior_cross_entropy(adjusted, target, False, ignore_index)
     conf_ce = prior_cross_entropy(logits, target, False, ignore_index) \
         if own_confidence else ce
-    # Ignored labels index no class; their (masked) loss is 0 anyway.
-    safe_target = target if ignore_index is None else \
-        target.masked_fill(target == ignore_index, 0)
-    weight = ccar_weight(
-        torch.exp(-conf_ce), freq[safe_target], pivot, base, dual_phase)
+    # Ignored labels index no class: any class does, their CE is 0.
+    safe = target if ignore_index is None else target.clamp(
+        0, log_base.shape[1] - 1)
+    weight = omega_from_log_bases(
+        torch.exp(-conf_ce), log_base[:, safe], pivot)
     if detach_weight:
         weight = weight.detach()
     return weight * ce
@@ -181,10 +212,10 @@ def ccar_loss(logits: Tensor,
                          f'{CONFIDENCES}')
     target, soft = split_target(logits, target, 'ccar_loss')
     return _ccar_elementwise(
-        compute_dtype(logits), target, soft, class_freq, class_freq.log(),
-        check_pivot(pivot),
-        base, dual_phase, detach_weight, adjustment_tau(logit_adjust, tau),
-        confidence, None if soft else ignore_index)
+        compute_dtype(logits), target, soft, class_freq.log(),
+        log_bases(class_freq, base, dual_phase), check_pivot(pivot),
+        detach_weight, adjustment_tau(logit_adjust, tau), confidence,
+        None if soft else ignore_index)
 
 
 @MODELS.register_module()
@@ -247,7 +278,10 @@ class CCARLoss(ClassPriorLoss):
                  loss_name: str = 'loss_ccar'):
         super().__init__(class_freq, loss_weight, reduction, ignore_index,
                          loss_name)
-        resolve_base(base)
+        self.register_buffer(
+            'log_base',
+            log_bases(self.class_freq, base, dual_phase),
+            persistent=False)
         if confidence not in CONFIDENCES:
             raise ValueError(f'CCARLoss: confidence={confidence!r}, expected '
                              f'one of {CONFIDENCES}')
@@ -261,9 +295,9 @@ class CCARLoss(ClassPriorLoss):
 
     def elementwise(self, logits: Tensor, target: Tensor, soft: bool,
                     ignore_index: Optional[int]) -> Tensor:
-        return _ccar_elementwise(logits, target, soft, self.class_freq,
-                                 self.log_prior, self.pivot, self.base, self.dual_phase,
-                                 self.detach_weight, self.tau,
+        return _ccar_elementwise(logits, target, soft, self.log_prior,
+                                 self.log_base,
+                                 self.pivot, self.detach_weight, self.tau,
                                  self.confidence, ignore_index)
 
     def extra_repr(self) -> str:

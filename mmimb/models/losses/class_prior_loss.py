@@ -105,13 +105,12 @@ def soft_cross_entropy(log_prob: Tensor, target: Tensor,
 def reduce_masked(loss: Tensor, valid: Optional[Tensor],
                   weight: Optional[Tensor], reduction: str,
                   avg_factor: Optional[float]) -> Tensor:
-    """Reduce an element-wise loss, leaving ignored elements out.
+    """Reduce an element-wise loss that is 0 at ignored elements.
 
-    Ignored elements contribute nothing to the sum, and the default
-    ``avg_factor`` of ``'mean'`` is the number of elements that are not
-    ignored (at least 1, so that a batch without a single valid label gives
-    0 rather than NaN). An ``avg_factor`` given by the caller (mmpretrain's
-    ``ClsHead`` passes the batch size) is used as is.
+    The default ``avg_factor`` of ``'mean'`` is the number of elements
+    that are not ignored (at least 1, so that a batch without a single
+    valid label gives 0 rather than NaN). An ``avg_factor`` given by the
+    caller (mmpretrain's ``ClsHead`` passes the batch size) is used as is.
     """
     if weight is not None:
         weight = weight.to(loss.dtype)
@@ -123,12 +122,9 @@ def reduce_masked(loss: Tensor, valid: Optional[Tensor],
                     f'the loss weight of shape {tuple(weight.shape)} does not '
                     f'match the element-wise loss of shape '
                     f'{tuple(loss.shape)}') from None
-    if valid is not None:
-        loss = loss.masked_fill(~valid, 0.0)
     if reduction == 'mean' and avg_factor is None:
-        count = loss.numel() if valid is None else valid.sum()
-        avg_factor = torch.as_tensor(count, dtype=loss.dtype,
-                                     device=loss.device).clamp(min=1)
+        avg_factor = max(loss.numel(), 1) if valid is None else \
+            valid.sum().clamp(min=1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
@@ -198,8 +194,9 @@ class ClassPriorLoss(nn.Module):
             target: Hard labels (N, *spatial) or soft labels like ``logits``.
             soft: Whether ``target`` holds soft labels.
             ignore_index: Hard label to ignore (``None`` for soft labels);
-                ignored positions may hold any finite value, they are
-                masked afterwards.
+                the loss must be exactly 0 at ignored positions (as
+                ``F.cross_entropy(..., ignore_index=...)`` gives), so that
+                the reduction need not mask them again.
         """
         raise NotImplementedError
 
@@ -241,9 +238,11 @@ class ClassPriorLoss(nn.Module):
         if soft:
             ignore_index = None
         loss = self.elementwise(logits, target, soft, ignore_index)
-        valid = valid_mask(target, ignore_index)
-        return self.loss_weight * reduce_masked(loss, valid, weight,
-                                                reduction, avg_factor)
+        valid = None
+        if reduction == 'mean' and avg_factor is None:
+            valid = valid_mask(target, ignore_index)
+        loss = reduce_masked(loss, valid, weight, reduction, avg_factor)
+        return loss if self.loss_weight == 1 else self.loss_weight * loss
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, reduction='
