@@ -114,6 +114,25 @@ def test_fixed_probe_bit_identical_and_reused(cls_baseline, image_folder,
     np.testing.assert_array_equal(first['counts'], second['counts'])
 
 
+def test_balanced_probe_holds_every_class(cls_baseline, image_folder,
+                                         tmp_path):
+    runner = train(
+        cls_config(image_folder), tmp_path,
+        dict(type='GradientConflictHook', interval=3, probe='balanced',
+             samples_per_class=3, save_heatmaps=False))
+    assert_same_weights(cls_baseline, runner)
+    for iteration in (0, 3):
+        np.testing.assert_array_equal(saved(runner, iteration)['counts'],
+                                      [3, 3, 3, 3])
+
+
+def test_balanced_probe_refuses_segmentation(tiny_seg_config, tmp_path):
+    cfg = seg_config(tiny_seg_config)
+    with pytest.raises(ValueError, match='classification dataset'):
+        train(cfg, tmp_path, dict(type='GradientConflictHook',
+                                  probe='balanced'))
+
+
 def test_hook_matrix_is_the_library_matrix(image_folder, tmp_path):
     cfg = cls_config(image_folder)
     cfg.work_dir = str(tmp_path)
@@ -142,13 +161,17 @@ def test_segmentation_training_bit_identical(tiny_seg_config, tmp_path):
     result = saved(runner, 2)
     assert result['matrix'].shape == (5, 5)
     assert 'decode_head.conv_seg' in list(result['layer_names'])
-    assert result['counts'].sum() > 0
+    # Iteration 0 has one batch of 4 images of 32 x 32 pixels to look at,
+    # iteration 2 the batches of iterations 1 and 2.
+    assert saved(runner, 0)['counts'].sum() == 4 * 32 * 32
+    assert result['counts'].sum() == 2 * 4 * 32 * 32
 
 
 @pytest.mark.parametrize('kwargs, message', [
     (dict(interval=0), 'interval'),
     (dict(probe='random'), 'probe'),
     (dict(num_probe_batches=0), 'num_probe_batches'),
+    (dict(samples_per_class=0), 'samples_per_class'),
     (dict(mode='exact'), 'mode'),
 ])
 def test_bad_arguments_are_named(kwargs, message):

@@ -33,7 +33,7 @@ mode afterwards; parameter ``.grad`` fields are never touched.
 import difflib
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -379,22 +379,20 @@ def class_gradients(model: nn.Module,
     if not modules:
         raise ValueError('the model has no layer with trainable parameters '
                          'to analyse')
-    recorder = _Recorder(modules, capture_grads=mode != 'loop'
-                         and targets.dim() == 1)
+    by_samples = mode != 'loop' and targets.dim() == 1
+    recorder = _Recorder(modules, capture_grads=by_samples)
     device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
     try:
         with _EvalMode(model), torch.enable_grad(), torch.autocast(
                 device_type=device_type, enabled=False):
             if isinstance(inputs, Tensor) and inputs.is_floating_point():
-                # In 'fast' mode the backward runs down to the inputs (not
-                # the weights), which therefore require gradients.
-                inputs = inputs.detach().float().requires_grad_(
-                    mode != 'loop')
+                # Grouping by samples runs the backward down to the inputs
+                # (not the weights), which therefore require gradients.
+                inputs = inputs.detach().float().requires_grad_(by_samples)
             logits = model(inputs)
             recorder.remove()
             # A sketch is taken of the class gradients, so keep them.
-            result = _compute(model, inputs, logits, targets, loss_fn,
-                              classes,
+            result = _compute(inputs, logits, targets, loss_fn, classes,
                               modules, explicit, recorder.calls, mode,
                               num_classes, ignore_index, align_corners,
                               'grads' if mode == 'sketch' else statistic)
@@ -409,8 +407,8 @@ def class_gradients(model: nn.Module,
     return result
 
 
-def _compute(model, inputs, logits, targets, loss_fn, classes, modules,
-             explicit, calls, mode, num_classes, ignore_index, align_corners,
+def _compute(inputs, logits, targets, loss_fn, classes, modules, explicit,
+             calls, mode, num_classes, ignore_index, align_corners,
              statistic) -> ClassGradients:
     channels = _check_targets(logits, targets, num_classes, ignore_index)
     uncalled = [n for n in modules if not calls[n]]
@@ -510,8 +508,10 @@ class _SampleGrouping:
         self.k = ids.numel()
         self.ids, self.counts = ids, counts
         self.present = counts > 0
-        self.keep = (rows >= 0).nonzero().squeeze(1)
-        self.rows = rows[self.keep]
+        keep = (rows >= 0).nonzero().squeeze(1)
+        # None: every sample counts, and indexing (a copy) is skipped.
+        self.keep = None if keep.numel() == self.n else keep
+        self.rows = rows if self.keep is None else rows[keep]
         self.names, self.modules, self.calls = names, modules, calls
         self.params, self.statistic = params, statistic
         self.acc: Dict[str, Tensor] = {}
@@ -534,8 +534,9 @@ class _SampleGrouping:
 
     def _take(self, name: str, call: _Call, grad: Tensor) -> None:
         module = self.modules[name]
-        a = call.inp.detach()[self.keep]
-        d = grad[self.keep]
+        a, d = call.inp.detach(), grad
+        if self.keep is not None:
+            a, d = a[self.keep], d[self.keep]
         if self.statistic == 'gram' and _kernel_is_cheaper(
                 module, self.calls[name], self.k):
             kernel = per_sample_kernel(module, a.double(), d.double())

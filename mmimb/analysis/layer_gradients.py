@@ -4,7 +4,8 @@ For a layer ``out = layer(a)`` whose weights enter linearly, the gradient of
 a loss with respect to the weights is a sum over samples of terms that need
 only the sample's input ``a_n`` and its output gradient ``d_n``:
 
-- ``nn.Linear``: ``dW_n = sum over extra dims of d_n^T a_n``, ``db_n = sum d_n``;
+- ``nn.Linear``: ``dW_n = sum over extra dims of d_n^T a_n``,
+  ``db_n = sum d_n``;
 - ``nn.Conv{1,2,3}d``: ``dW_n`` is the weight gradient of the convolution on
   sample ``n`` alone, ``db_n = sum over positions of d_n``.
 
@@ -14,7 +15,7 @@ of one), which handles stride, padding (including padding modes and
 ``'same'``), dilation and grouped / depthwise layers exactly as the layer's
 own backward does.
 """
-from typing import List
+from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ def trainable_parameters(module: nn.Module) -> List[nn.Parameter]:
     return [p for p in module.parameters(recurse=False) if p.requires_grad]
 
 
-def _linear(module: nn.Linear, a: Tensor, d: Tensor) -> List[Tensor]:
+def _linear(module: nn.Linear, a: Tensor, d: Tensor) -> Dict[str, Tensor]:
     n = a.shape[0]
     a = a.reshape(n, -1, a.shape[-1])
     d = d.reshape(n, -1, d.shape[-1])
@@ -51,7 +52,7 @@ def _linear(module: nn.Linear, a: Tensor, d: Tensor) -> List[Tensor]:
 
 
 def _conv(module: nn.modules.conv._ConvNd, a: Tensor,
-          d: Tensor) -> List[Tensor]:
+          d: Tensor) -> Dict[str, Tensor]:
     n = a.shape[0]
     dims = a.dim() - 2
     padding = module.padding

@@ -104,10 +104,10 @@ def probe_batch(model: nn.Module, data_batch: dict) -> Probe:
         labels = [s.gt_label for s in samples]
         multi = [i for i, label in enumerate(labels) if label.numel() != 1]
         if multi:
+            count = labels[multi[0]].numel()
             raise ValueError(
-                f'sample {multi[0]} of the batch has {labels[multi[0]].numel()}'
-                ' labels; the gradient conflict analysis needs one class per '
-                'sample')
+                f'sample {multi[0]} of the batch has {count} labels; the '
+                'gradient conflict analysis needs one class per sample')
         return Probe(inputs, torch.cat(labels).long().to(inputs.device),
                      head.num_classes)
     raise ValueError(
@@ -138,6 +138,33 @@ def probe_class_gradients(model: nn.Module, batches: Iterable[dict],
     if merged is None:
         raise ValueError('no batch to analyse')
     return merged, probe
+
+
+def sample_labels(dataset) -> np.ndarray:
+    """The class of every sample of a classification dataset, without
+    loading images (``get_gt_labels``, else ``get_cat_ids``).
+
+    Raises:
+        ValueError: For a dataset without sample labels (segmentation) or
+            with several labels per sample.
+    """
+    if hasattr(dataset, 'get_gt_labels'):
+        labels = [np.atleast_1d(x) for x in dataset.get_gt_labels()]
+    else:
+        try:
+            labels = [np.atleast_1d(dataset.get_cat_ids(i))
+                      for i in range(len(dataset))]
+        except (AttributeError, NotImplementedError):
+            raise ValueError(
+                f'{type(dataset).__name__} has no sample labels '
+                '(get_gt_labels or get_cat_ids); a class-balanced probe '
+                'needs a classification dataset') from None
+    multi = [i for i, x in enumerate(labels) if x.size != 1]
+    if multi:
+        raise ValueError(f'sample {multi[0]} of {type(dataset).__name__} has '
+                         f'{labels[multi[0]].size} labels; a class-balanced '
+                         'probe needs one class per sample')
+    return np.concatenate(labels).astype(np.int64)
 
 
 def class_names(dataset) -> Optional[Sequence[str]]:

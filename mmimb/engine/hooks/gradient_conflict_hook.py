@@ -4,7 +4,8 @@ import os.path as osp
 from collections import deque
 from typing import List, Optional, Sequence
 
-from mmengine.dist import get_world_size, is_main_process
+import numpy as np
+from mmengine.dist import get_dist_info, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from torch.utils.data import DataLoader
@@ -13,9 +14,14 @@ from mmimb.analysis import GradientConflict, conflict_matrix
 from mmimb.analysis.class_gradients import MODES
 from mmimb.analysis.plot import plot_heatmap
 from mmimb.engine.gradient_probe import (class_names, preserved_rng,
-                                         probe_class_gradients, unwrap_model)
+                                         probe_class_gradients, sample_labels,
+                                         unwrap_model)
 
-PROBES = ('batch', 'fixed')
+PROBES = ('batch', 'fixed', 'balanced')
+
+
+def _batch_size(loader: DataLoader) -> int:
+    return loader.batch_size or loader.batch_sampler.batch_size
 
 
 @HOOKS.register_module()
@@ -51,9 +57,18 @@ class GradientConflictHook(Hook):
             ``num_probe_batches`` batches drawn once (seeded by
             ``probe_seed``) from the training set with its pipeline and
             reused at every analysis, so that matrices over training are
-            comparable.
+            comparable; ``'balanced'`` (classification): like ``'fixed'``,
+            but ``samples_per_class`` images of every class (all of a class
+            that has fewer), so that rare classes are present in a
+            long-tailed training set.
         num_probe_batches: Batches per analysis; classes are averaged over
             all of them (per process; all processes together under DDP).
+            With ``'balanced'``: the default probe size is
+            ``num_probe_batches`` training batches.
+        samples_per_class: Images per class of the ``'balanced'`` probe;
+            default ``num_probe_batches * batch_size // num_classes`` (at
+            least 1). The probe is split into batches of the training batch
+            size (and over the processes under DDP).
         layers: Layer or container names of the model (without the DDP
             wrapper), default every Linear and Conv layer.
         mode: ``'fast'``, ``'loop'`` or ``'sketch'``
@@ -73,6 +88,7 @@ class GradientConflictHook(Hook):
                  interval: int = 100,
                  probe: str = 'batch',
                  num_probe_batches: int = 1,
+                 samples_per_class: Optional[int] = None,
                  layers: Optional[Sequence[str]] = None,
                  mode: str = 'fast',
                  out_dir: Optional[str] = None,
@@ -90,9 +106,15 @@ class GradientConflictHook(Hook):
                              'expected a positive integer')
         if mode not in MODES:
             raise ValueError(f'mode={mode!r}; expected one of {MODES}')
+        if samples_per_class is not None and (
+                not isinstance(samples_per_class, int)
+                or samples_per_class < 1):
+            raise ValueError(f'samples_per_class={samples_per_class!r}; '
+                             'expected a positive integer')
         self.interval = interval
         self.probe = probe
         self.num_probe_batches = num_probe_batches
+        self.samples_per_class = samples_per_class
         self.layers = layers
         self.mode = mode
         self.out_dir = out_dir
@@ -112,6 +134,31 @@ class GradientConflictHook(Hook):
         if self.probe == 'fixed':
             with preserved_rng():
                 self._fixed = self._draw_fixed(loader)
+        elif self.probe == 'balanced':
+            with preserved_rng():
+                self._fixed = self._draw_balanced(loader)
+
+    def _draw_balanced(self, loader: DataLoader) -> List[dict]:
+        dataset = loader.dataset
+        labels = sample_labels(dataset)
+        num_classes = int(labels.max()) + 1
+        names = class_names(dataset)
+        if names is not None:
+            num_classes = max(num_classes, len(names))
+        batch_size = _batch_size(loader)
+        per_class = self.samples_per_class or max(
+            1, self.num_probe_batches * batch_size // num_classes)
+        rng = np.random.default_rng(self.probe_seed)
+        chosen = []
+        for c in range(num_classes):
+            members = np.flatnonzero(labels == c)
+            chosen.extend(rng.permutation(members)[:per_class].tolist())
+        rank, world = get_dist_info()
+        mine = chosen[rank::world]
+        return [
+            loader.collate_fn([dataset[i] for i in mine[s:s + batch_size]])
+            for s in range(0, len(mine), batch_size)
+        ]
 
     def _draw_fixed(self, loader: DataLoader) -> List[dict]:
         from mmengine.dataset import DefaultSampler
@@ -119,7 +166,7 @@ class GradientConflictHook(Hook):
             loader.dataset, shuffle=True, seed=self.probe_seed)
         probe_loader = DataLoader(
             loader.dataset,
-            batch_size=loader.batch_size or loader.batch_sampler.batch_size,
+            batch_size=_batch_size(loader),
             sampler=sampler,
             collate_fn=loader.collate_fn,
             num_workers=0)
@@ -136,9 +183,10 @@ class GradientConflictHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
-        if self.probe == 'batch':
-            # Copied now: the training step's preprocessing may modify the
-            # data samples in place.
+        to_next = -runner.iter % self.interval
+        if self.probe == 'batch' and to_next < self.num_probe_batches:
+            # One of the batches of the next analysis. Copied now: the
+            # training step's preprocessing may modify the data samples.
             self._recent.append(copy.deepcopy(data_batch))
         if runner.iter % self.interval == 0:
             self.analyse(runner)
@@ -146,8 +194,8 @@ class GradientConflictHook(Hook):
     def analyse(self, runner) -> GradientConflict:
         """Compute, log and save the matrix for the current weights."""
         model = unwrap_model(runner.model)
-        batches = self._fixed if self.probe == 'fixed' else list(
-            self._recent)
+        batches = list(self._recent) if self.probe == 'batch' else \
+            self._fixed
         statistic = 'gram' if len(batches) == 1 and \
             get_world_size() == 1 else 'grads'
         with preserved_rng():
