@@ -135,8 +135,6 @@ def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,
         'train_cfg.max_iters=2',
         'default_hooks.logger.interval=1',
         'train_dataloader.batch_size=2',
-        # its own visualizer (see test_dfa_head.py) for its own scalars
-        f'visualizer.name=dfa_bcss_{tmp_path.name}',
     ] + [f'{loader}.dataset.data_root={converted_bcss}'
          for loader in loaders] + [
              f'{loader}.{key}'

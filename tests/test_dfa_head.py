@@ -184,11 +184,7 @@ def test_head_on_mmpretrain_vit_sam_encoder():
 def test_resume_restores_delta_and_hook_logs_bias(tmp_path):
     from mmimb.cli.train import main as train
     work = tmp_path / 'work'
-    # mmseg's runtime names its visualizer 'visualizer': a later runner in
-    # the same process would reuse an earlier one and write its scalars
-    # there, so this run gets its own.
-    train([str(TINY), '--work-dir', str(work), '--cfg-options',
-           f'visualizer.name=dfa_resume_{tmp_path.name}'])
+    train([str(TINY), '--work-dir', str(work)])
     ckpt = torch.load(work / 'iter_4.pth', map_location='cpu',
                       weights_only=False)
     saved = ckpt['state_dict']['decode_head.class_bias.dfa_delta']

@@ -34,8 +34,7 @@ def test_class_difficulty_writes_the_hcfa_prior(tmp_path):
     from mmimb.cli.train import parse_args
     from mmimb.engine import build_runner, load_config
     work = tmp_path / 'work'
-    options = ['model.decode_head.bias_mode=none',
-               f'visualizer.name=dfa_difficulty_{tmp_path.name}']
+    options = ['model.decode_head.bias_mode=none']
     train([str(TINY), '--work-dir', str(work), '--cfg-options', *options])
     out = tmp_path / 'dice.json'
     result = class_difficulty([
