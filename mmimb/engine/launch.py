@@ -5,6 +5,7 @@ the task (segmentation or classification) is read from the config's
 ``default_scope``, or inferred from the model type.
 """
 import argparse
+import atexit
 import logging
 import os
 import os.path as osp
@@ -75,6 +76,10 @@ def _distribute_on_cpu(cfg: Config) -> None:
     if cfg.launcher == 'pytorch' and \
             not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend=dist_cfg['backend'])
+        # Left to interpreter shutdown, the gloo group can abort the process
+        # ("terminate called without an active exception") after a
+        # successful run.
+        atexit.register(torch.distributed.destroy_process_group)
 
 
 def enable_amp(cfg: Config) -> None:

@@ -19,7 +19,8 @@ class GlobalLossRecorder(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
-        loss = torch.as_tensor(float(outputs['loss']), dtype=torch.float64)
+        loss = torch.as_tensor(
+            float(outputs['loss'].detach()), dtype=torch.float64)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(loss)
             loss /= dist.get_world_size()
