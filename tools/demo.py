@@ -10,6 +10,7 @@ import argparse
 import json
 import os.path as osp
 import time
+from typing import List
 
 import matplotlib
 
@@ -75,6 +76,23 @@ def save_prediction_grid(runner, path: str, num_images: int) -> None:
     plt.close(fig)
 
 
+def bias_table(runner) -> List[str]:
+    """The learned DFA bias per class, beside the generator's known class
+    frequency and difficulty."""
+    head = runner.model.decode_head
+    bias = head.class_bias() if hasattr(head, 'class_bias') else None
+    if bias is None:
+        return []
+    meta = runner.train_dataloader.dataset.metainfo
+    rows = ['  learned DFA bias per class (frequency, difficulty):']
+    for name, value, freq, difficulty in zip(
+            meta['classes'], bias[0].tolist(), meta['class_freq'],
+            meta['class_difficulty']):
+        rows.append(f'    {name:<12} {value:+.3f}   ({freq:.2f}, '
+                    f'{difficulty:.2f})')
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args)
@@ -102,6 +120,7 @@ def main(argv=None):
         f'  checkpoint:  {checkpoint}',
         f'  metrics:     {metrics_path}',
         f'  predictions: {picture}',
+        *bias_table(runner),
     ]
     print('\n'.join(summary))
 
