@@ -161,16 +161,28 @@ def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
             weight = weight.detach()
         return soft_cross_entropy(log_prob, target, weight)
     ce = prior_cross_entropy(adjusted, target, False, ignore_index)
-    conf_ce = prior_cross_entropy(logits, target, False, ignore_index) \
-        if own_confidence else ce
     # Ignored labels index no class: any class does, their CE is 0.
     safe = target if ignore_index is None else target.clamp(
         0, log_base.shape[1] - 1)
-    weight = omega_from_log_bases(
-        torch.exp(-conf_ce), log_base[:, safe], pivot)
-    if detach_weight:
-        weight = weight.detach()
-    return weight * ce
+    if own_confidence:
+        conf_ce = prior_cross_entropy(logits, target, False, ignore_index)
+        weight = omega_from_log_bases(
+            torch.exp(-conf_ce), log_base[:, safe], pivot)
+        return (weight.detach() if detach_weight else weight) * ce
+    # Here p_t = exp(-CE), so Omega is a function of CE alone and
+    # d(Omega CE)/dCE = Omega (1 + CE log(b - f') p_t): the gradient is a
+    # per-element multiple of cross-entropy's own. Computing that multiple
+    # outside autograd leaves one fused cross-entropy in the graph.
+    with torch.no_grad():
+        prob = torch.exp(-ce)
+        log_b = log_base[:, safe]
+        if len(log_b) == 2:
+            log_b = torch.where(prob < pivot, log_b[0], log_b[1])
+        else:
+            log_b = log_b[0]
+        weight = torch.exp((pivot - prob) * log_b)
+        scale = weight if detach_weight else weight * (1 + ce * log_b * prob)
+    return scale * ce + (weight - scale) * ce.detach()
 
 
 def ccar_loss(logits: Tensor,
