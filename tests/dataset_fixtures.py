@@ -123,8 +123,17 @@ EBHI_COUNTS = {category: 5 for category in EBHI_CATEGORIES}
 EBHI_UNMASKED = ('GT2012149-2-400-001', 'GTGT2012149-2-400-001')
 
 
+# Category index of the folder whose first image belongs to a case of
+# another folder, as case GT1815555 of the release sits in 'Low-grade IN'
+# and 'Serrated adenoma'.
+EBHI_SHARED_CASE = (list(EBHI_CATEGORIES).index('Serrated adenoma'),
+                    list(EBHI_CATEGORIES).index('Low-grade IN'))
+
+
 def ebhi_stem(category_index: int, n: int) -> str:
     # Two images per case, as in the release (case-slide-400-index).
+    if (category_index, n) == (EBHI_SHARED_CASE[0], 0):
+        return f'GT20{EBHI_SHARED_CASE[1]:02d}000-3-400-001'
     return f'GT20{category_index:02d}{n // 2:03d}-{n % 2 + 1}-400-001'
 
 

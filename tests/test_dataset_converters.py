@@ -15,7 +15,8 @@ from mmimb.datasets.bcss import DEFAULT_GROUPING, TEST_SITES, convert_bcss
 from mmimb.datasets.conversion import (ConversionError, assign_splits,
                                        split_counts)
 from mmimb.datasets.crag import convert_crag
-from mmimb.datasets.ebhi_seg import EBHI_CATEGORIES, convert_ebhi_seg
+from mmimb.datasets.ebhi_seg import (EBHI_CATEGORIES, convert_ebhi_seg,
+                                     ebhi_tasks)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ('train', 'val', 'test')
@@ -247,6 +248,24 @@ def test_ebhi_split_is_stratified_seeded_and_disjoint(tmp_path,
     again = tmp_path / 'again'
     convert_ebhi_seg(str(release), str(again), seed=0, progress=False)
     assert dataset_fixtures.list_outputs(again) == runs[0, 'image']
+
+
+def test_ebhi_case_in_two_categories_gets_one_split(tmp_path,
+                                                   dataset_fixtures):
+    counts = {c: 10 for c in EBHI_CATEGORIES}
+    release = dataset_fixtures.write_ebhi_release(tmp_path, counts=counts)
+    shared = dataset_fixtures.ebhi_stem(dataset_fixtures.EBHI_SHARED_CASE[0],
+                                        0).split('-')[0]
+    fractions = dict(train=0.4, val=0.4, test=0.2)
+    for seed in range(8):
+        tasks, _, _ = ebhi_tasks(str(release), fractions, seed, 'case')
+        case_split, case_slugs = {}, {}
+        for task in tasks:
+            slug, stem = re.match(r'^(.*)_(GT.*)$', task.key).groups()
+            case_split.setdefault(stem.split('-')[0], set()).add(task.split)
+            case_slugs.setdefault(stem.split('-')[0], set()).add(slug)
+        assert case_slugs[shared] == {'low_grade_IN', 'serrated_adenoma'}
+        assert all(len(s) == 1 for s in case_split.values()), seed
 
 
 def test_ebhi_real_sample(tmp_path, shared_data):

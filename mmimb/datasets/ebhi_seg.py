@@ -126,34 +126,59 @@ def ebhi_tasks(source: str, fractions: Dict[str, float], seed: int,
     """Pair images with masks and split each category at random.
 
     ``group_by='image'`` (the authors' rule) draws images; ``'case'`` keeps
-    all images of a case (file-name prefix) in one split.
+    all images of a case (file-name prefix) in one split. A case with images
+    in several category folders is drawn once, with the cases of the first
+    of them in :data:`EBHI_CATEGORIES` order.
     """
     if group_by not in ('image', 'case'):
         raise ConversionError(f"group_by={group_by!r}: expected 'image' or "
                               "'case'")
-    tasks, skipped, per_split = [], [], {}
-    for category, (image_dir, label_dir) in find_categories(source).items():
+    order = list(EBHI_CATEGORIES)
+    images, skipped = [], []
+    for category, (image_dir, label_dir) in sorted(
+            find_categories(source).items(),
+            key=lambda item: order.index(item[0])):
         pairs, unpaired = pair_files(image_dir, label_dir)
         skipped += unpaired
-        paired = list(pairs)
-        unit = case_of if group_by == 'case' else (lambda stem: stem)
-        unit_split = assign_splits({unit(s)
-                                    for s in paired}, fractions, seed,
-                                   category)
-        label = list(EBHI_CATEGORIES).index(category) + 1
-        slug = EBHI_CATEGORIES[category]
-        for stem in paired:
-            split = unit_split[unit(stem)]
-            per_split.setdefault(category, dict.fromkeys(fractions, 0))
-            per_split[category][split] += 1
-            tasks.append(
-                Task(f'{slug}_{stem}', split,
-                     pairs[stem] + (label, )))
-    extra = dict(
-        split_rule=dict(
-            fractions=fractions, seed=seed, group_by=group_by,
-            stratified_by='category'),
-        images_per_category=per_split)
+        images += [(category, stem, pair) for stem, pair in pairs.items()]
+
+    home = {}
+
+    def unit(category: str, stem: str) -> Tuple[str, str]:
+        """(stratum, name) of the unit drawn for an image."""
+        if group_by == 'image':
+            return category, stem
+        case = case_of(stem)
+        return home.setdefault(case, category), case
+
+    strata = {}
+    for category, stem, _ in images:
+        stratum, name = unit(category, stem)
+        strata.setdefault(stratum, set()).add(name)
+    split_of = {
+        stratum: assign_splits(names, fractions, seed, stratum)
+        for stratum, names in strata.items()
+    }
+    tasks, per_split, categories_of = [], {}, {}
+    for category, stem, pair in images:
+        stratum, name = unit(category, stem)
+        split = split_of[stratum][name]
+        categories_of.setdefault(name, set()).add(category)
+        per_split.setdefault(category, dict.fromkeys(fractions, 0))
+        per_split[category][split] += 1
+        tasks.append(
+            Task(f'{EBHI_CATEGORIES[category]}_{stem}', split,
+                 pair + (order.index(category) + 1, )))
+    split_rule = dict(
+        fractions=fractions, seed=seed, group_by=group_by,
+        stratified_by='category')
+    if group_by == 'case':
+        split_rule['cases_in_several_categories'] = {
+            case: [c for c in order if c in found]
+            for case, found in sorted(categories_of.items())
+            if len(found) > 1
+        }
+    extra = dict(split_rule=split_rule, images_per_category=per_split)
     return tasks, skipped, extra
 
 
