@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +347,33 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path, monkeypatch,
     assert again['images_resumed'] == summary['images_total']
 
 
+def test_rerun_after_sources_changed_moves_images_between_splits(
+        tmp_path, dataset_fixtures):
+    # More source files change the seeded split of images converted before.
+    counts = {c: 14 for c in EBHI_CATEGORIES}
+    grown = dataset_fixtures.write_ebhi_release(tmp_path / 'grown',
+                                                counts=counts)
+    shutil.copytree(grown, tmp_path / 'first' / 'EBHI-SEG')
+    first = tmp_path / 'first' / 'EBHI-SEG'
+    for c, category in enumerate(EBHI_CATEGORIES):
+        for n in range(10, 14):
+            for sub in ('image', 'label'):
+                stem = dataset_fixtures.ebhi_stem(c, n)
+                (first / category / sub / f'{stem}.png').unlink()
+    out, fresh = tmp_path / 'out', tmp_path / 'fresh'
+    convert_ebhi_seg(str(first), str(out), progress=False)
+    before = dataset_fixtures.list_outputs(out)
+    summary = convert_ebhi_seg(str(grown), str(out), progress=False)
+    reference = convert_ebhi_seg(str(grown), str(fresh), progress=False)
+    after = dataset_fixtures.list_outputs(fresh)
+    moved = [(split, n) for split in SPLITS for n in before[split]
+             if n not in after[split]]
+    assert moved
+    assert all_files(out) == all_files(fresh)
+    assert summary['splits'] == reference['splits']
+    assert summary['images_total'] == sum(map(len, after.values()))
+
+
 def test_other_options_into_same_folder_are_refused(tmp_path,
                                                      dataset_fixtures):
     release = dataset_fixtures.write_crag_release(tmp_path)
@@ -353,6 +381,22 @@ def test_other_options_into_same_folder_are_refused(tmp_path,
     with pytest.raises(ConversionError, match='val_count'):
         convert_crag(str(release), str(tmp_path / 'out'), val_count=1,
                      progress=False)
+
+
+def test_bcss_grouping_in_other_order_is_refused(tmp_path, dataset_fixtures):
+    # The grouping's order gives the label numbers: the same classes in
+    # another order are another conversion.
+    release = dataset_fixtures.write_bcss_release(
+        tmp_path, rois=dataset_fixtures.BCSS_ROIS[:1])
+    rest = [0] + list(range(3, 22))
+    kwargs = dict(tile_size=64, val_fraction=0.0, progress=False)
+    convert_bcss(str(release), str(tmp_path / 'out'),
+                 grouping={'tumor': [1], 'stroma': [2], 'ignore': rest},
+                 **kwargs)
+    with pytest.raises(ConversionError, match='grouping'):
+        convert_bcss(str(release), str(tmp_path / 'out'),
+                     grouping={'stroma': [2], 'tumor': [1], 'ignore': rest},
+                     **kwargs)
 
 
 # ------------------------------------------------------------------ errors

@@ -322,7 +322,9 @@ def convert_bcss(source: str,
     options = dict(
         tile_size=tile_size,
         stride=stride,
-        grouping=grouping,
+        # Pairs, not a mapping: the order gives the label numbers and a
+        # comparison of mappings would ignore it.
+        grouping=[[name, list(codes)] for name, codes in grouping.items()],
         test_sites=sorted(test_sites),
         val_fraction=val_fraction,
         seed=seed,

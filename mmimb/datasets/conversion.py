@@ -307,7 +307,16 @@ def _finished_record(out_dir: str, task: Task,
             record = TaskRecord(**json.load(f))
     except (ValueError, TypeError):
         return None
-    if record.split != task.split or len(record.counts) != num_classes:
+    if record.split != task.split:
+        # The split rule moved the source (the set of sources changed):
+        # its outputs in the old split would put one image in two splits.
+        for name in record.outputs:
+            for old in _output_paths(out_dir, record.split, name):
+                if osp.isfile(old):
+                    os.remove(old)
+        os.remove(path)
+        return None
+    if len(record.counts) != num_classes:
         return None
     for name in record.outputs:
         if not all(map(osp.isfile, _output_paths(out_dir, task.split,
