@@ -399,6 +399,15 @@ def test_bcss_grouping_in_other_order_is_refused(tmp_path, dataset_fixtures):
                      **kwargs)
 
 
+def test_bcss_test_sites_absent_from_release_are_refused(tmp_path,
+                                                         dataset_fixtures):
+    release = dataset_fixtures.write_bcss_release(tmp_path)
+    with pytest.raises(ConversionError, match=r"\['ll', 'ol'\].*'OL'"):
+        convert_bcss(str(release), str(tmp_path / 'out'), tile_size=64,
+                     test_sites=['ol', 'll'], progress=False)
+    assert not (tmp_path / 'out' / 'summary.json').exists()
+
+
 # ------------------------------------------------------------------ errors
 
 

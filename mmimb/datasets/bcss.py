@@ -202,13 +202,19 @@ def tile_starts(length: int, size: int, stride: int) -> List[int]:
     return starts
 
 
-def bcss_tasks(source: str, test_sites: Sequence[str], val_fraction: float,
-               seed: int) -> Tuple[List[Task], List[Skip], dict]:
+def bcss_tasks(source: str,
+               test_sites: Sequence[str],
+               val_fraction: float,
+               seed: int,
+               check_sites: bool = True) -> Tuple[List[Task], List[Skip],
+                                                  dict]:
     """Pair images with masks and assign each region to a split.
 
     Test: regions of the ``test_sites`` institutions. Validation: all
     regions of a seeded ``val_fraction`` of the cases (patients) of the
     other institutions. Train: the rest. No slide or case is in two splits.
+    With ``check_sites``, a test site without regions in the release is an
+    error (a misspelt site would leave the test split silently short).
     """
     image_dir, mask_dir = find_release_folders(source)
     if not any(n.lower().endswith('.png') for n in os.listdir(mask_dir)):
@@ -217,6 +223,12 @@ def bcss_tasks(source: str, test_sites: Sequence[str], val_fraction: float,
         image_dir, mask_dir, key=lambda path: parse_roi_name(path)['roi'])
     info = {roi: parse_roi_name(mask) for roi, (_, mask) in pairs.items()}
     test_sites = set(test_sites)
+    sites = sorted({i['site'] for i in info.values()})
+    missing = sorted(test_sites.difference(sites))
+    if check_sites and missing:
+        raise ConversionError(
+            f'test sites {missing} do not occur in {mask_dir!r}; its sites '
+            f'are {sites} (TCGA site codes, upper case)')
     train_cases = sorted({
         i['case']
         for i in info.values() if i['site'] not in test_sites
@@ -281,7 +293,7 @@ def convert_bcss(source: str,
                  tile_size: int = 1024,
                  stride: Optional[int] = None,
                  grouping: Optional[Dict[str, List[int]]] = None,
-                 test_sites: Sequence[str] = TEST_SITES,
+                 test_sites: Optional[Sequence[str]] = None,
                  val_fraction: float = 0.1,
                  seed: int = 0,
                  min_labelled: float = 0.0,
@@ -297,7 +309,9 @@ def convert_bcss(source: str,
         stride: Distance between tiles; defaults to ``tile_size``.
         grouping: Class name -> BCSS codes (see :func:`grouping_table`);
             defaults to :data:`DEFAULT_GROUPING`.
-        test_sites: TCGA site codes of the test institutions.
+        test_sites: TCGA site codes of the test institutions; each must
+            occur in the release. Defaults to :data:`TEST_SITES`, of which
+            a partial copy of the release may lack some.
         val_fraction: Fraction of the training institutions' cases whose
             regions form the validation split.
         seed: Seed of the validation choice.
@@ -318,7 +332,10 @@ def convert_bcss(source: str,
                               '[0, 1)')
     grouping = dict(grouping or DEFAULT_GROUPING)
     classes, table = grouping_table(grouping)
-    tasks, skipped, extra = bcss_tasks(source, test_sites, val_fraction, seed)
+    check_sites = test_sites is not None
+    test_sites = TEST_SITES if test_sites is None else test_sites
+    tasks, skipped, extra = bcss_tasks(source, test_sites, val_fraction, seed,
+                                       check_sites)
     options = dict(
         tile_size=tile_size,
         stride=stride,

@@ -25,8 +25,10 @@ def main(argv=None):
                         help='distance between tiles (default: tile size)')
     parser.add_argument('--grouping', help='JSON file {"class": [codes], '
                         '..., "ignore": [codes]} (default: docs/datasets.md)')
-    parser.add_argument('--test-sites', nargs='+', default=list(TEST_SITES),
-                        help='TCGA site codes of the test institutions')
+    parser.add_argument('--test-sites', nargs='+',
+                        help='TCGA site codes of the test institutions, '
+                        'each present in the release (default: '
+                        f'{" ".join(TEST_SITES)})')
     parser.add_argument('--val-fraction', type=float, default=0.1,
                         help='fraction of training cases used for validation')
     parser.add_argument('--seed', type=int, default=0)
