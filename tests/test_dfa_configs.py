@@ -82,6 +82,17 @@ def test_paper_settings():
     assert load('dfa_ebhi_seg')[head + 'num_classes'] == 7
 
 
+@pytest.mark.parametrize('path', sorted(
+    str(p.relative_to(CONFIGS)) for p in [CONFIGS / 'dfa_bcss.py',
+                                          *(CONFIGS / 'dfa').glob('*.py')]))
+def test_no_checkpoint_is_picked_on_the_test_split(path):
+    cfg = Config.fromfile(str(CONFIGS / path))
+    val = cfg.val_dataloader.dataset.get('data_prefix')
+    test = cfg.test_dataloader.dataset.get('data_prefix')
+    if val is not None and val == test:
+        assert cfg.default_hooks.checkpoint.get('save_best') is None
+
+
 def run_train(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(lambda: train_main(argv))
