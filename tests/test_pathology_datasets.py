@@ -1,4 +1,5 @@
 """The histopathology dataset classes, their base configs and RandomRotate90."""
+import re
 from pathlib import Path
 
 import cv2
@@ -103,6 +104,39 @@ def test_bdsa_without_codes_reads_indices(tmp_path):
                               seg_map_path='ann_dir/train'),
              pipeline=[dict(type='LoadAnnotations')]))
     np.testing.assert_array_equal(_load_labels(ds)[0], [[0, 4], [2, 3]])
+
+
+@pytest.mark.parametrize('label_codes, label, bad', [
+    ('default', [[0, 31, 63], [95, 200, 191]], [200]),
+    ('default', [[0, 31, 3], [95, 127, 191]], [3]),
+    (None, [[0, 4], [7, 3]], [7]),
+])
+@pytest.mark.parametrize('loader', ['train_dataloader', 'test_dataloader'])
+def test_bdsa_base_config_refuses_unknown_label_values(
+        tmp_path, label_codes, label, bad, loader):
+    _write_pair(tmp_path, 'train', 'a', np.array(label, np.uint8))
+    dataset = Config.fromfile(str(BASE / 'bdsa.py'))[loader].dataset
+    dataset.update(data_root=str(tmp_path),
+                   data_prefix=dict(img_path='img_dir/train',
+                                    seg_map_path='ann_dir/train'))
+    if label_codes is None:
+        dataset.label_codes = None
+    ds = DATASETS.build(dataset)
+    seg_map = str(tmp_path / 'ann_dir' / 'train' / 'a.png')
+    with pytest.raises(ValueError,
+                       match=re.escape(seg_map) + '.*' + re.escape(str(bad))):
+        ds[0]
+
+
+def test_bdsa_base_config_maps_known_codes(tmp_path):
+    _write_pair(tmp_path, 'test', 'a',
+                np.array([[0, 31, 63], [95, 127, 191]], np.uint8))
+    dataset = Config.fromfile(str(BASE / 'bdsa.py')).test_dataloader.dataset
+    dataset.data_root = str(tmp_path)
+    ds = DATASETS.build(dataset)
+    np.testing.assert_array_equal(
+        ds[0]['data_samples'].gt_sem_seg.data[0].numpy(),
+        [[0, 1, 2], [3, 4, 255]])
 
 
 def test_bcss_default_grouping_covers_every_code_once():

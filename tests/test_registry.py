@@ -32,6 +32,7 @@ BUILD_CASES = {
     ('mmseg', 'DATASETS', 'CRAGDataset'): dict(lazy_init=True),
     ('mmseg', 'DATASETS', 'EBHISegDataset'): dict(lazy_init=True),
     ('mmseg', 'TRANSFORMS', 'RandomRotate90'): dict(prob=0.5),
+    ('mmseg', 'TRANSFORMS', 'LoadCodedAnnotations'): dict(),
     # tests/test_train_tools.py builds it from complete configs.
     ('mmengine', 'RUNNERS', 'MMImbRunner'): None,
     ('mmseg', 'MODELS', 'SegFocalLoss'): dict(),

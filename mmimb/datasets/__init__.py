@@ -5,11 +5,11 @@ from .crag import CRAGDataset
 from .ebhi_seg import EBHISegDataset
 from .long_tailed import LongTailedDataset, long_tailed_counts
 from .synthetic_tissue import SyntheticTissueDataset, TissueGenerator
-from .transforms import RandomRotate90
+from .transforms import LoadCodedAnnotations, RandomRotate90
 
 __all__ = [
     'BCSSDataset', 'BDSADataset', 'CRAGDataset', 'ClassStats',
-    'EBHISegDataset', 'LongTailedDataset', 'RandomRotate90',
-    'SyntheticTissueDataset', 'TissueGenerator', 'class_frequencies',
-    'long_tailed_counts'
+    'EBHISegDataset', 'LoadCodedAnnotations', 'LongTailedDataset',
+    'RandomRotate90', 'SyntheticTissueDataset', 'TissueGenerator',
+    'class_frequencies', 'long_tailed_counts'
 ]

@@ -24,8 +24,10 @@ class BDSADataset(BaseSegDataset):
     and ``ann_dir/{train,val,test}/*.png``; label images hold the codes of
     :data:`BDSA_CODES` (0 background, 31 grey matter, 63 white matter,
     95 leptomeninges, 127 superficial cortex, 191 exclude -> 255). Any other
-    grey value is not a BDSA code: ``tools/analysis_tools/class_stats.py``
-    reports the file that holds one.
+    grey value is not a BDSA code: load the labels with
+    ``LoadCodedAnnotations`` (as ``configs/_base_/datasets/bdsa.py`` does),
+    which refuses it naming the file; mmseg's ``LoadAnnotations`` would
+    pass it through to the loss.
 
     Args:
         label_codes: Grey value -> class index (255 = ignore). ``None`` for
@@ -58,9 +60,14 @@ class BDSADataset(BaseSegDataset):
     def code_map(self) -> Optional[Dict[int, int]]:
         """Grey value -> label index actually used, after any class subset
         chosen through ``metainfo`` (mmseg's ``self.label_map``, which maps
-        class index to subset index)."""
+        class index to subset index). Label images holding class indices
+        get the identity map, so that ``LoadCodedAnnotations`` can check
+        them."""
         if self.label_codes is None:
-            return self.label_map
+            return self.label_map or {
+                i: i
+                for i in range(len(self.METAINFO['classes']))
+            }
         subset = self.label_map or {}
         return {
             code: index if index == 255 else subset.get(index, index)

@@ -1,5 +1,9 @@
 """Data transforms for histopathology.
 
+:class:`LoadCodedAnnotations` is mmseg's ``LoadAnnotations`` that refuses
+label values its ``label_map`` does not list (mmseg passes them through to
+the loss unchanged).
+
 Tissue has no canonical orientation, so the 8 symmetries of the square
 (90-degree rotations and flips) are label-preserving. mmseg's
 ``RandomRotate`` interpolates (it rotates by any angle and fills corners) and
@@ -10,7 +14,45 @@ exact, interpolation-free rotation.
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
+from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
+
+IGNORE_INDEX = 255
+
+
+@TRANSFORMS.register_module()
+class LoadCodedAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` for label images holding codes that the
+    dataset's ``label_map`` turns into class indices: a value the map does
+    not list (nor 255, ignore) is an error naming the file, where mmseg
+    would pass it through unchanged.
+
+    Required keys: ``seg_map_path``, ``label_map`` (None skips the check),
+    ``reduce_zero_label``. Added keys: as ``LoadAnnotations``.
+
+    Args:
+        **kwargs: ``LoadAnnotations`` arguments.
+    """
+
+    def _load_seg_map(self, results: dict) -> None:
+        label_map = results.get('label_map')
+        results['label_map'] = None
+        super()._load_seg_map(results)
+        results['label_map'] = label_map
+        if label_map is None:
+            return
+        raw = results['gt_seg_map']
+        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
+        unknown = [int(v) for v in present
+                   if v not in label_map and v != IGNORE_INDEX]
+        if unknown:
+            raise ValueError(
+                f"label image {results['seg_map_path']!r} holds values "
+                f'{unknown} that are not label codes; expected '
+                f'{sorted(label_map)} (or {IGNORE_INDEX}, ignore)')
+        table = np.arange(256, dtype=np.uint8)
+        table[list(label_map)] = list(label_map.values())
+        results['gt_seg_map'] = table[raw]
 
 
 @TRANSFORMS.register_module()
