@@ -36,13 +36,14 @@ def load(name):
 
 
 @pytest.mark.parametrize('variant, changes', [
-    ('dfa_bcss_none', {'bias_mode': 'none'}),
+    ('dfa_bcss_none', {'bias_mode': 'none', 'class_freq': None}),
     ('dfa_bcss_cffa', {'bias_mode': 'fixed'}),
     ('dfa_bcss_anchored', {'bias_mode': 'anchored'}),
     ('dfa_bcss_hcfa', {
         'bias_mode': 'fixed',
         'prior': 'difficulty',
-        'class_dice': 'work_dirs/dfa_bcss_none/class_dice.json'
+        'class_dice': 'work_dirs/dfa_bcss_none/class_dice.json',
+        'class_freq': None
     }),
 ])
 def test_bias_variants_change_one_field_group(variant, changes):
@@ -53,6 +54,20 @@ def test_bias_variants_change_one_field_group(variant, changes):
     assert diff == expected
     for key, value in changes.items():
         assert child[f'model.decode_head.{key}'] == value
+
+
+@pytest.mark.parametrize('variant', ['dfa_bcss_none', 'dfa_bcss_hcfa'])
+def test_variants_without_frequency_prior_build_without_class_freq(variant):
+    # class_freq='auto' would cost a counting pass over the training masks.
+    from mmseg.registry import MODELS
+    head = Config.fromfile(str(CONFIGS / 'dfa' / f'{variant}.py')).model
+    head = head.decode_head
+    assert head.class_freq is None
+    head.class_dice = [0.9, 0.5, 0.7, 0.3, 0.6]
+    head.update(in_channels=32, channels=32, feedforward_channels=64,
+                num_heads=2)
+    built = MODELS.build(head)
+    assert built.num_classes == 5
 
 
 def test_paper_settings():

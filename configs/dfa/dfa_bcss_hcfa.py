@@ -9,4 +9,7 @@ model = dict(
     decode_head=dict(
         bias_mode='fixed',
         prior='difficulty',
-        class_dice='work_dirs/dfa_bcss_none/class_dice.json'))
+        class_dice='work_dirs/dfa_bcss_none/class_dice.json',
+        # The difficulty prior needs no class frequencies (and so no
+        # counting pass over the masks).
+        class_freq=None))
