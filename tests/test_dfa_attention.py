@@ -154,16 +154,19 @@ def test_bias_none_equals_multihead_attention():
     assert torch.allclose(probs, expected_attn, atol=1e-6)
 
 
-def test_constant_added_to_every_bias_changes_nothing():
-    p = torch.randn(C).tolist()
+@pytest.mark.parametrize('shift', [0.0, 7.5, -30.0])
+def test_constant_added_to_every_bias_changes_nothing(shift):
+    # Softmax(s + p + c) = softmax(s + p): attention with prior p + c must
+    # equal plain softmax attention reweighted by exp(p), computed apart.
+    p = torch.randn(C, generator=torch.Generator().manual_seed(3))
     query, key = make_inputs()
-    base = make_attn('fixed', prior=p)
-    shifted = make_attn('fixed', prior=[x + 7.5 for x in p])
-    assert torch.allclose(base(query, key), shifted(query, key), atol=1e-6)
-    # and in the explicit path, probabilities included
-    out_a, attn_a = base(query, key, return_attn=True)
-    out_b, attn_b = shifted(query, key, return_attn=True)
-    assert torch.allclose(attn_a, attn_b, atol=1e-6)
+    attn = make_attn('fixed', prior=(p + shift).tolist())
+    expected, expected_probs = naive_attention(attn, query, key,
+                                               weights=p.exp())
+    assert torch.allclose(attn(query, key), expected, atol=1e-5)
+    out, probs = attn(query, key, return_attn=True)
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.allclose(probs, expected_probs, atol=1e-6)
 
 
 def test_log_weight_bias_equals_reweighted_probabilities():
