@@ -97,11 +97,18 @@ def _sample(label):
     return sample
 
 
+@pytest.mark.parametrize('shipped', ['dfa/dfa_tiny_synthetic.py',
+                                     'dfa_bcss.py'])
 @pytest.mark.parametrize('sharing', ['shared', 'per_layer'])
-def test_delta_parameter_group(sharing):
-    cfg, model = tiny_model(bias_sharing=sharing)
-    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    base_lr = cfg.optim_wrapper.optimizer.lr
+def test_delta_parameter_group(sharing, shipped):
+    # The shipped recipes' optimizer settings, on the tiny model.
+    _, model = tiny_model(bias_sharing=sharing)
+    optim_wrapper = Config.fromfile(
+        str(ROOT / 'configs' / shipped)).optim_wrapper
+    wrapper = build_optim_wrapper(model, optim_wrapper)
+    base_lr = optim_wrapper.optimizer.lr
+    decay = optim_wrapper.optimizer.weight_decay
+    assert decay > 0
     deltas = {id(p) for n, p in model.named_parameters() if 'dfa_delta' in n}
     assert len(deltas) == (1 if sharing == 'shared' else 2)
     seen = set()
@@ -113,7 +120,7 @@ def test_delta_parameter_group(sharing):
             seen |= ids
         else:
             assert group['lr'] == pytest.approx(base_lr)
-            assert group['weight_decay'] == pytest.approx(0.05)
+            assert group['weight_decay'] == pytest.approx(decay)
     assert seen == deltas
 
 
