@@ -5,6 +5,5 @@
 # needs data/bcss (tools/dataset_converters/bcss.py) and the converted SAM
 # checkpoint (configs/_base_/models/dfa_sam_vit-b.py).
 _base_ = ['_base_/dfa_sam.py', '_base_/datasets/bcss.py']
-model = dict(
-    data_preprocessor=dict(size=_base_.crop_size),
-    decode_head=dict(num_classes=5, init_scale=0.5))
+# The model base already has BCSS's 5 classes and init scale 0.5.
+model = dict(data_preprocessor=dict(size=_base_.crop_size))

@@ -5,8 +5,6 @@
 _base_ = [
     './models/dfa_mit-b0.py',
     './schedules/schedule_cpu_demo.py',
-    './default_runtime_seg.py',
+    './dfa_runtime.py',
 ]
 optim_wrapper = dict(paramwise_cfg=_base_.dfa_paramwise_cfg)
-custom_hooks = [dict(type='DFABiasLoggerHook')]
-randomness = dict(seed=0)

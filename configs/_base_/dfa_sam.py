@@ -6,8 +6,6 @@
 _base_ = [
     './models/dfa_sam_vit-b.py',
     './schedules/schedule_dfa_20k.py',
-    './default_runtime_seg.py',
+    './dfa_runtime.py',
 ]
 optim_wrapper = dict(paramwise_cfg=_base_.dfa_paramwise_cfg)
-custom_hooks = [dict(type='DFABiasLoggerHook')]
-randomness = dict(seed=0)
