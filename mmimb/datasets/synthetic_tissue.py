@@ -8,12 +8,14 @@ difficulty, not frequency" can be checked against ground truth.
 The generative model (ours; documented in docs/datasets.md):
 
 * Layout. Each class k has a smooth random field (low-resolution noise,
-  bilinearly upsampled). Classes from rarest to most common take the pixels
-  where their field is highest among those still free, exactly
-  ``round(f_k * H * W)`` of them, with ``f_k`` the class frequency jittered
-  per image by a log-normal factor (``freq_jitter``); the most common class
-  takes the rest. Regions are therefore blobs of realistic size, and the
-  expected pixel frequency of class k is close to ``f_k``.
+  bicubically upsampled). Classes from rarest to most common take the pixels
+  where their field is highest among those still free: those above a
+  threshold that a fraction ``f_k`` of a 1-in-16 grid sample (every 4th row
+  and column) exceeds, so about ``f_k * H * W`` of them (not exactly), with
+  ``f_k`` the class frequency jittered per image by a log-normal factor
+  (``freq_jitter``); the most common class takes the rest. Regions are
+  therefore blobs of realistic size, and the expected pixel frequency of
+  class k is close to ``f_k``.
 * Appearance. A class has a mean colour, a density of dark "nuclei" dots and
   a dot colour. Its difficulty ``d_k`` in [0, 1] moves all three a fraction
   ``d_k`` of the way towards those of its confuser class (class 0 for every
