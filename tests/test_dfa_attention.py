@@ -83,6 +83,18 @@ def test_bad_class_freq_is_refused(class_freq, match):
         DynamicFocalAttention(D, H, C, class_freq=class_freq)
 
 
+@pytest.mark.parametrize('class_dice, match', [
+    ([0.5, float('nan'), 0.2, 0.2, 0.1], r'class_dice has non-finite'),
+    ([0.5, 0.5], r'class_dice has 2 entries.*num_classes=5'),
+    ([0.5, 1.5, 0.2, 0.2, 0.1], r'class_dice must hold values in \[0, 1\]'),
+    ([[0.5] * 5], r'class_dice must be a non-empty 1-D'),
+])
+def test_bad_class_dice_is_refused_by_name(class_dice, match):
+    with pytest.raises(ValueError, match=match):
+        DynamicFocalAttention(D, H, C, prior='difficulty',
+                              class_dice=class_dice)
+
+
 def test_bad_prior_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match='needs class_freq'):
         DynamicFocalAttention(D, H, C, bias_mode='learned')

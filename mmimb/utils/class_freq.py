@@ -43,6 +43,33 @@ def read_class_stats_json(path: str) -> dict:
     return data
 
 
+def per_class_vector(values: ClassFreq,
+                     name: str,
+                     num_classes: Optional[int] = None) -> torch.Tensor:
+    """Check per-class values (frequencies, Dice, ...) and return them as a
+    float64 tensor of shape (C,).
+
+    Args:
+        values: A sequence, array or tensor with one value per class.
+        name: Argument name (and source) used in error messages.
+        num_classes: Expected number of classes; ``None`` skips the check.
+
+    Raises:
+        ValueError: For another shape or length, or non-finite entries.
+    """
+    values = torch.as_tensor(
+        np.asarray(values, dtype=np.float64), dtype=torch.float64)
+    if values.ndim != 1 or values.numel() == 0:
+        raise ValueError(f'{name} must be a non-empty 1-D sequence, got '
+                         f'shape {tuple(values.shape)}')
+    if num_classes is not None and values.numel() != num_classes:
+        raise ValueError(f'{name} has {values.numel()} entries but the '
+                         f'model has num_classes={num_classes}')
+    if not torch.isfinite(values).all():
+        raise ValueError(f'{name} has non-finite entries: {values.tolist()}')
+    return values
+
+
 def load_class_freq(class_freq: ClassFreq,
                     num_classes: Optional[int] = None,
                     name: str = 'class_freq') -> torch.Tensor:
@@ -73,17 +100,7 @@ def load_class_freq(class_freq: ClassFreq,
         source = f' (from {class_freq!r})'
         data = read_class_stats_json(class_freq)
         class_freq = data.get('frequencies', data.get('counts'))
-    freq = torch.as_tensor(
-        np.asarray(class_freq, dtype=np.float64), dtype=torch.float64)
-    if freq.ndim != 1 or freq.numel() == 0:
-        raise ValueError(f'{name}{source} must be a non-empty 1-D sequence, '
-                         f'got shape {tuple(freq.shape)}')
-    if num_classes is not None and freq.numel() != num_classes:
-        raise ValueError(f'{name}{source} has {freq.numel()} entries but the '
-                         f'model has num_classes={num_classes}')
-    if not torch.isfinite(freq).all():
-        raise ValueError(f'{name}{source} has non-finite entries: '
-                         f'{freq.tolist()}')
+    freq = per_class_vector(class_freq, f'{name}{source}', num_classes)
     bad = (freq <= 0).nonzero().flatten().tolist()
     if bad:
         raise ValueError(

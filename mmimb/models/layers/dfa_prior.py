@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmimb.utils import load_class_freq
+from mmimb.utils import load_class_freq, per_class_vector
 
 PRIOR_EPS = 1e-6
 PRIORS = ('focal', 'inverse_log_freq', 'difficulty')
@@ -26,13 +26,11 @@ PRIORS = ('focal', 'inverse_log_freq', 'difficulty')
 ArrayLike = Union[str, Sequence[float], np.ndarray, Tensor]
 
 
-def _as_unit_interval(values: ArrayLike, name: str) -> Tensor:
-    values = torch.as_tensor(np.asarray(values, dtype=np.float64))
-    if values.ndim != 1 or values.numel() == 0:
-        raise ValueError(f'{name} must be a non-empty 1-D sequence, got shape '
-                         f'{tuple(values.shape)}')
-    if not torch.isfinite(values).all() or (values < 0).any() or \
-            (values > 1).any():
+def _as_unit_interval(values: ArrayLike,
+                      name: str,
+                      num_classes: Optional[int] = None) -> Tensor:
+    values = per_class_vector(values, name, num_classes)
+    if (values < 0).any() or (values > 1).any():
         raise ValueError(f'{name} must hold values in [0, 1], got '
                          f'{values.tolist()}')
     return values
@@ -104,11 +102,7 @@ def load_class_dice(class_dice: ArrayLike,
                              "'dice' list (one value per class)")
         source = f' (from {class_dice!r})'
         class_dice = data['dice']
-    dice = _as_unit_interval(class_dice, f'class_dice{source}')
-    if num_classes is not None and dice.numel() != num_classes:
-        raise ValueError(f'class_dice{source} has {dice.numel()} entries but '
-                         f'the model has num_classes={num_classes}')
-    return dice
+    return _as_unit_interval(class_dice, f'class_dice{source}', num_classes)
 
 
 def class_prior(prior: Union[str, Sequence[float]],
