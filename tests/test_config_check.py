@@ -81,6 +81,15 @@ def test_missing_pretrained_checkpoint(cfg):
     assert check_config(cfg, mode='test') == 'mmseg'
 
 
+def test_missing_pretrained_decoder_checkpoint(cfg):
+    cfg.model.decode_head.init_cfg = dict(
+        type='Pretrained', checkpoint='/nowhere/sam.pth',
+        prefix='decode_head.')
+    with pytest.raises(ConfigError, match=r"model\.decode_head\.init_cfg\."
+                       r"checkpoint='/nowhere/sam.pth' does not exist"):
+        check_config(cfg)
+
+
 def test_unknown_scope(cfg):
     cfg.default_scope = 'mmdet'
     with pytest.raises(ConfigError, match="default_scope='mmdet'"):

@@ -152,6 +152,7 @@ def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,
         f'model.backbone.window_size={s.WIN}',
         f'model.backbone.out_channels={s.OUT}',
         f'model.backbone.init_cfg.checkpoint={checkpoint}',
+        f'model.decode_head.init_cfg.checkpoint={checkpoint}',
         f'model.decode_head.in_channels={s.OUT}',
         f'model.decode_head.channels={s.D}',
         'model.decode_head.num_heads=2',
@@ -178,6 +179,11 @@ def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,
     start = s.official_sam_state_dict()[
         'image_encoder.patch_embed.proj.weight']
     moved = state['backbone.patch_embed.projection.weight'] - start
+    assert 0 < moved.abs().max() < 0.01
+    # and so did the decoder (the paper's setting)
+    start = s.official_sam_state_dict()[
+        'mask_decoder.output_upscaling.0.weight']
+    moved = state['decode_head.output_upscaling.0.weight'] - start
     assert 0 < moved.abs().max() < 0.01
     # class_freq='auto' was resolved from the converted training tiles
     assert 'decode_head.class_bias.dfa_delta' in state

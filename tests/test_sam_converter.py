@@ -21,7 +21,7 @@ def tiny_vit_sam(s):
 
 def test_encoder_loads_strictly_into_vit_sam(sam_fixtures):
     sam = sam_fixtures.official_sam_state_dict()
-    converted = convert_sam(sam)
+    converted = convert_sam(sam, with_decoder=False)
     assert all(k.startswith('backbone.') for k in converted)
     backbone = tiny_vit_sam(sam_fixtures)
     state = {k[len('backbone.'):]: v for k, v in converted.items()}
@@ -83,3 +83,46 @@ def test_cli_writes_checkpoint_and_refuses_bad_input(tmp_path, capsys,
     sam['image_encoder.blocks.0.attn.extra'] = torch.zeros(1)
     with pytest.raises(ConversionError, match='unknown SAM image-encoder'):
         convert_sam(sam)
+
+
+def test_cli_writes_the_decoder_unless_encoder_only(tmp_path, sam_fixtures):
+    sam = sam_fixtures.official_sam_state_dict()
+    src = tmp_path / 'sam.pth'
+    torch.save(sam, src)
+    main([str(src), str(tmp_path / 'full.pth')])
+    main([str(src), str(tmp_path / 'enc.pth'), '--encoder-only'])
+    full = torch.load(tmp_path / 'full.pth', weights_only=True)['state_dict']
+    enc = torch.load(tmp_path / 'enc.pth', weights_only=True)['state_dict']
+    assert torch.equal(
+        full['decode_head.layers.0.self_attn.q_proj.weight'],
+        sam['mask_decoder.transformer.layers.0.self_attn.q_proj.weight'])
+    assert {k.split('.')[0] for k in full} == {'backbone', 'decode_head'}
+    assert {k.split('.')[0] for k in enc} == {'backbone'}
+    assert enc.keys() < full.keys()
+
+
+def test_dfa_head_loads_decoder_or_says_how_to_get_one(tmp_path,
+                                                       sam_fixtures):
+    s = sam_fixtures
+    sam = s.official_sam_state_dict()
+    init_default_scope('mmseg')
+    heads = {}
+    for name, with_decoder in (('full', True), ('enc', False)):
+        path = tmp_path / f'{name}.pth'
+        torch.save(dict(state_dict=convert_sam(sam, with_decoder)), path)
+        heads[name] = DFAHead(
+            in_channels=s.OUT, channels=s.D, num_classes=3, num_heads=2,
+            feedforward_channels=s.DEC_MLP, class_freq=[.5, .3, .2],
+            init_cfg=dict(type='Pretrained', checkpoint=str(path),
+                          prefix='decode_head.'))
+    heads['full'].init_weights()
+    assert torch.equal(
+        heads['full'].state_dict()['output_upscaling.0.weight'],
+        sam['mask_decoder.output_upscaling.0.weight'])
+    path = str(tmp_path / 'enc.pth')
+    with pytest.raises(ValueError) as error:
+        heads['enc'].init_weights()
+    message = str(error.value)
+    for part in (repr(path), 'sam2mmpretrain.py',
+                 'model.decode_head.init_cfg=None'):
+        assert part in message

@@ -248,8 +248,9 @@ def _check_class_stat_files(node, field: str = 'model') -> None:
 
 
 def _check_pretrained(model: dict) -> None:
-    for field, part in (('model', model), ('model.backbone',
-                                           model.get('backbone'))):
+    for field, part in (('model', model),
+                        ('model.backbone', model.get('backbone')),
+                        ('model.decode_head', model.get('decode_head'))):
         init_cfg = part.get('init_cfg') if isinstance(part, dict) else None
         if not isinstance(init_cfg, dict) or \
                 init_cfg.get('type') != 'Pretrained':

@@ -1,19 +1,20 @@
 """Convert an official Segment Anything checkpoint for mmimb's DFA configs.
 
     python tools/model_converters/sam2mmpretrain.py sam_vit_b_01ec64.pth \
-        checkpoints/sam_vit-b_mmpretrain.pth [--with-decoder]
+        checkpoints/sam_vit-b_mmpretrain.pth [--encoder-only]
 
 The image encoder becomes mmpretrain's ``ViTSAM`` under ``backbone.`` (the key
-layout of mmpretrain's own converted SAM weights, so either file works with
-``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
-With ``--with-decoder`` the parts of SAM's mask decoder that DFAHead shares
-(the two-way transformer, its final attention and norm, the mask upscaling
-and the image positional encoding) are written under ``decode_head.``; load
-them with ``model.decode_head.init_cfg=dict(type='Pretrained',
-checkpoint=..., prefix='decode_head.')``. SAM's prompt-specific parts (mask
-and IoU tokens, their MLPs, the prompt embeddings) have no counterpart and
-are left out; DFAHead's class tokens, per-class MLPs and DFA bias start from
-their own initialisation.
+layout of mmpretrain's own converted SAM weights), loaded by
+``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+The parts of SAM's mask decoder that DFAHead shares (the two-way
+transformer, its final attention and norm, the mask upscaling and the image
+positional encoding) are written under ``decode_head.``, which the DFA
+configs load with ``model.decode_head.init_cfg=dict(type='Pretrained',
+checkpoint=..., prefix='decode_head.')``; ``--encoder-only`` leaves them
+out (the layout of mmpretrain's released file). SAM's prompt-specific parts
+(mask and IoU tokens, their MLPs, the prompt embeddings) have no counterpart
+and are left out; DFAHead's class tokens, per-class MLPs and DFA bias start
+from their own initialisation.
 """
 import argparse
 import os
@@ -67,13 +68,14 @@ def _apply(rules: List[Tuple[str, str]], key: str):
 
 
 def convert_sam(state_dict: Dict[str, torch.Tensor],
-                with_decoder: bool = False) -> Dict[str, torch.Tensor]:
+                with_decoder: bool = True) -> Dict[str, torch.Tensor]:
     """Rename an official SAM state dict to mmimb's keys.
 
     Args:
         state_dict: SAM's ``sam_vit_*.pth`` content (``image_encoder.*``,
             ``prompt_encoder.*``, ``mask_decoder.*``).
-        with_decoder: Also convert the mask-decoder parts DFAHead shares.
+        with_decoder: Also convert the mask-decoder parts DFAHead shares
+            (the DFA configs load them).
 
     Returns:
         dict: ``backbone.*`` (and ``decode_head.*``) tensors.
@@ -111,9 +113,10 @@ def parse_args(argv=None):
                         'sam_vit_b_01ec64.pth')
     parser.add_argument('dst', help='output .pth file')
     parser.add_argument(
-        '--with-decoder',
+        '--encoder-only',
         action='store_true',
-        help='also convert the mask-decoder parts DFAHead shares')
+        help='leave out the mask-decoder parts DFAHead shares (then train '
+        'with model.decode_head.init_cfg=None)')
     return parser.parse_args(argv)
 
 
@@ -128,7 +131,7 @@ def main(argv=None) -> None:
         checkpoint, dict) else None
     if not isinstance(state_dict, dict):
         raise ConversionError(f'{args.src!r} holds no state dict')
-    converted = convert_sam(state_dict, args.with_decoder)
+    converted = convert_sam(state_dict, with_decoder=not args.encoder_only)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     temp = osp.join(
         osp.dirname(osp.abspath(args.dst)), f'.{osp.basename(args.dst)}.part')

@@ -25,4 +25,6 @@ model = dict(
         input_transform='resize_concat',
         channels=64,
         num_heads=4,
-        feedforward_channels=256))
+        feedforward_channels=256,
+        # Narrower than SAM's decoder, and trained from scratch.
+        init_cfg=None))

@@ -4,11 +4,15 @@
 # learned per-class bias (DFA), initialised 0.5 * (p - mean p) from the focal
 # prior p_c = 2 log(1 - f_c) of the training set's class frequencies.
 #
-# The encoder starts from SAM's weights converted to mmpretrain keys (README,
-# "Pretrained weights"): mmpretrain's released file or
+# Encoder and decoder start from SAM's weights (README, "Pretrained
+# weights"), converted to mmimb's keys by
 #   python tools/model_converters/sam2mmpretrain.py sam_vit_b_01ec64.pth \
 #       checkpoints/sam_vit-b_mmpretrain.pth
-# and --cfg-options model.backbone.init_cfg.checkpoint=PATH elsewhere.
+# (backbone.* for ViTSAM, decode_head.* for the decoder parts DFAHead shares
+# with SAM's mask decoder). Elsewhere, set model.backbone.init_cfg.checkpoint
+# and model.decode_head.init_cfg.checkpoint to the path. An encoder-only file
+# (mmpretrain's released one) needs model.decode_head.init_cfg=None: the
+# decoder then trains from scratch, which the DFA paper's setting does not.
 sam_checkpoint = 'checkpoints/sam_vit-b_mmpretrain.pth'
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -62,7 +66,10 @@ model = dict(
         loss_decode=[
             dict(type='SegFocalLoss', gamma=2.0, loss_weight=1.0),
             dict(type='SegDiceLoss', loss_weight=1.0),
-        ]),
+        ],
+        init_cfg=dict(
+            type='Pretrained', checkpoint=sam_checkpoint,
+            prefix='decode_head.')),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 # The learnable bias (parameters named *.dfa_delta) gets its own parameter

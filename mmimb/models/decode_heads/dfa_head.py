@@ -4,6 +4,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_activation_layer
+from mmengine.runner import CheckpointLoader
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import MLP, LayerNorm2d
 from mmseg.registry import MODELS
@@ -16,6 +17,31 @@ from ..layers.dfa_decoder_layer import DFATransformerDecoderLayer
 from ..layers.dfa_prior import ArrayLike
 from ..layers.position_encoding import RandomFourierPositionEncoding
 from ..layers.sdpa_attention import SDPAttention
+
+
+def check_decoder_checkpoint(checkpoint: str, prefix: str) -> None:
+    """Check that ``checkpoint`` holds decoder weights under ``prefix``.
+
+    Raises:
+        ValueError: Naming the file and the prefixes it holds, and how to
+            write a file with the decoder (or to train it from scratch).
+    """
+    # A second read of the file (PretrainedInit reads it again), about a
+    # second for SAM ViT-B, for an error that says what to do.
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    state_dict = loaded.get('state_dict', loaded)
+    prefix = prefix if prefix.endswith('.') else prefix + '.'
+    if any(k.startswith(prefix) for k in state_dict):
+        return
+    found = sorted({k.split('.')[0] + '.' for k in state_dict})
+    raise ValueError(
+        f'{checkpoint!r} has no decoder weights (no {prefix!r} keys; it '
+        f'holds {found}), e.g. mmpretrain\'s released encoder-only SAM file '
+        'or one converted with --encoder-only. Re-convert the official SAM '
+        'checkpoint with `python tools/model_converters/sam2mmpretrain.py '
+        f'sam_vit_b_01ec64.pth {checkpoint}` (it writes the decoder too), or '
+        'set model.decode_head.init_cfg=None to train the decoder from '
+        'scratch')
 
 
 @MODELS.register_module()
@@ -153,6 +179,16 @@ class DFAHead(BaseDecodeHead):
             channels // 8,
             3,
             affine_func=partial(ClassWiseLinear, num_classes))
+
+    def init_weights(self) -> None:
+        """Initialise; a ``Pretrained`` ``init_cfg`` with a ``prefix`` must
+        find weights under that prefix (mmengine stops with a bare
+        assertion otherwise)."""
+        cfg = self.init_cfg
+        if not self.is_init and isinstance(cfg, dict) and \
+                cfg.get('type') == 'Pretrained' and cfg.get('prefix'):
+            check_decoder_checkpoint(cfg['checkpoint'], cfg['prefix'])
+        super().init_weights()
 
     def dfa_biases(self) -> List[Tuple[str, DFABias]]:
         """The distinct :class:`DFABias` modules, with their names."""
