@@ -390,3 +390,14 @@ def test_checkpoint_round_trip_is_exact():
 def test_class_wise_linear_function_shapes():
     z, w, b = torch.randn(2, 3, 4), torch.randn(3, 4), torch.randn(3)
     assert class_wise_linear(z, w, b).shape == (2, 3)
+
+
+@pytest.mark.parametrize('gate,scale', [('softmax', 1.0), ('sigmoid', 1.5)])
+def test_fusion_at_init_is_mean_only_for_softmax(gate, scale):
+    """At initialisation softmax weights are 1/B (mean fusion); sigmoid
+    weights are 1/2, i.e. B/2 times the mean (here B = 3)."""
+    att = BranchAttention(3, 4, num_sets=2, gate=gate)
+    pooled = torch.randn(5, 3, 4)
+    fused = fuse_branches(pooled, att(pooled))
+    want = scale * pooled.mean(1, keepdim=True).expand(5, 2, 4)
+    torch.testing.assert_close(fused, want)
