@@ -73,6 +73,9 @@ def load_class_freq(class_freq: ClassFreq,
         source = f' (from {class_freq!r})'
         data = read_class_stats_json(class_freq)
         class_freq = data.get('frequencies', data.get('counts'))
+    if torch.is_tensor(class_freq):
+        # numpy reads neither CUDA tensors nor tensors that require grad.
+        class_freq = class_freq.detach().cpu()
     freq = torch.as_tensor(
         np.asarray(class_freq, dtype=np.float64), dtype=torch.float64)
     if freq.ndim != 1 or freq.numel() == 0:

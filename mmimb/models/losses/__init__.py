@@ -1,9 +1,10 @@
 from .ccar_loss import CCARLoss, ccar_loss, ccar_weight
 from .class_prior_loss import ClassPriorLoss
+from .labels import valid_labels
 from .logit_adjusted_loss import (BalancedSoftmaxLoss, LogitAdjustedLoss,
                                   adjust_logits, logit_adjusted_loss)
 from .seg_dice_loss import SegDiceLoss, soft_dice_loss
-from .seg_focal_loss import SegFocalLoss, softmax_focal_loss, valid_labels
+from .seg_focal_loss import SegFocalLoss, softmax_focal_loss
 from .seg_loss_base import SegLossBase
 
 __all__ = [
