@@ -154,6 +154,15 @@ class GradientConflictHook(Hook):
             members = np.flatnonzero(labels == c)
             chosen.extend(rng.permutation(members)[:per_class].tolist())
         rank, world = get_dist_info()
+        # Every process draws the same samples, so all of them refuse here,
+        # before any collective; otherwise the processes left without a
+        # batch would fail while the others wait in all_reduce.
+        if len(chosen) < world:
+            raise ValueError(
+                f"probe='balanced' drew {len(chosen)} samples ({per_class} "
+                f'per class over {num_classes} classes) for {world} '
+                'processes, but every process needs at least one; raise '
+                'samples_per_class or num_probe_batches')
         mine = chosen[rank::world]
         return [
             loader.collate_fn([dataset[i] for i in mine[s:s + batch_size]])
