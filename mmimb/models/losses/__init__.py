@@ -1,6 +1,6 @@
 from .ccar_loss import CCARLoss, ccar_loss, ccar_weight
 from .class_prior_loss import ClassPriorLoss
-from .labels import valid_labels
+from .labels import check_labels, valid_labels
 from .logit_adjusted_loss import (BalancedSoftmaxLoss, LogitAdjustedLoss,
                                   adjust_logits, logit_adjusted_loss)
 from .seg_dice_loss import SegDiceLoss, soft_dice_loss
@@ -11,5 +11,5 @@ __all__ = [
     'BalancedSoftmaxLoss', 'CCARLoss', 'ClassPriorLoss', 'LogitAdjustedLoss',
     'SegDiceLoss', 'SegFocalLoss', 'SegLossBase', 'adjust_logits',
     'ccar_loss', 'ccar_weight', 'logit_adjusted_loss', 'soft_dice_loss',
-    'softmax_focal_loss', 'valid_labels'
+    'softmax_focal_loss', 'valid_labels', 'check_labels'
 ]

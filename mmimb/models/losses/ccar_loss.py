@@ -26,7 +26,7 @@ from mmimb.utils import load_class_freq
 from mmimb.utils.class_freq import ClassFreq
 from .class_prior_loss import (ClassPriorLoss, compute_dtype,
                                soft_cross_entropy, split_target)
-from .labels import valid_labels
+from .labels import check_labels
 from .logit_adjusted_loss import adjust_logits, prior_cross_entropy
 
 LOGIT_ADJUSTMENTS = (None, 'la', 'balanced_softmax')
@@ -199,8 +199,14 @@ def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
         else:
             log_b = log_b[0]
         weight = torch.exp((pivot - prob) * log_b)
-        scale = weight if detach_weight else weight * (1 + ce * log_b * prob)
-    return scale * ce + (weight - scale) * ce.detach()
+        if not detach_weight:
+            scale = weight * (1 + ce * log_b * prob)
+            offset = (weight - scale) * ce
+    if detach_weight:
+        return weight * ce
+    # offset + scale * CE has the value Omega * CE and the gradient
+    # scale * dCE, with a single node in the graph.
+    return torch.addcmul(offset, scale, ce)
 
 
 def ccar_loss(logits: Tensor,
@@ -255,7 +261,7 @@ def ccar_loss(logits: Tensor,
     if soft:
         ignore_index = None
     else:
-        valid_labels(target, logits.shape[1], ignore_index, 'ccar_loss')
+        check_labels(target, logits.shape[1], ignore_index, 'ccar_loss')
     return _ccar_elementwise(
         compute_dtype(logits), target, soft, freq.log(),
         log_bases(freq, base, dual_phase), check_pivot(pivot),

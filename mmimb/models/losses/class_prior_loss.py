@@ -15,7 +15,7 @@ from mmpretrain.models.losses.utils import weight_reduce_loss
 from torch import Tensor
 
 from mmimb.utils import load_class_freq
-from .labels import valid_labels
+from .labels import check_labels
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -239,7 +239,7 @@ class ClassPriorLoss(nn.Module):
         if soft:
             ignore_index = None
         else:
-            valid_labels(target, self.num_classes, ignore_index, name)
+            check_labels(target, self.num_classes, ignore_index, name)
         loss = self.elementwise(logits, target, soft, ignore_index)
         valid = None
         if reduction == 'mean' and avg_factor is None:
