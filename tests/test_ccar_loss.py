@@ -470,3 +470,90 @@ def test_mmseg_decode_head_uses_it_with_its_ignore_index():
         seg_logits.double().permute(0, 2, 3, 1).reshape(-1, 5),
         labels.flatten(), FREQ, ignore_index=255)
     assert losses['loss_ccar'].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_plain_function_validates_class_freq():
+    logits, labels = random_case(c=3)
+    # Counts, a list or a tensor of counts: the frequencies they stand for.
+    counts = [50, 30, 20]
+    want = naive_ccar(logits, labels, [0.5, 0.3, 0.2])
+    for given in (counts, torch.tensor(counts), [0.5, 0.3, 0.2]):
+        got = ccar_loss(logits, labels, given).mean().item()
+        assert got == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match=r'ccar_loss\.class_freq.*\[1\]'):
+        ccar_loss(logits, labels, torch.tensor([0.5, 0.0, 0.5]),
+                  logit_adjust='la')
+    with pytest.raises(ValueError, match=r'ccar_loss\.class_freq has 5 '
+                       r'entries.*num_classes=3'):
+        ccar_loss(logits, labels, [0.2] * 5)
+
+
+@pytest.mark.parametrize('freq', [3.0, -0.1, float('nan'), [0.5, 1.5]])
+def test_weight_rejects_frequencies_outside_unit_interval(freq):
+    with pytest.raises(ValueError, match=r'freq_true.*\[0, 1\]'):
+        ccar_weight(torch.tensor([0.2, 0.9]), torch.tensor(freq))
+
+
+@pytest.mark.parametrize('ignore_index', [None, 255])
+@pytest.mark.parametrize('bad', [-100, 5, -1])
+def test_out_of_range_hard_labels_are_rejected(ignore_index, bad):
+    """-100 is F.cross_entropy's default ignore index; with no ignore_index
+    it must not be silently dropped."""
+    logits, labels = random_case(n=6)
+    labels[2] = bad
+    for loss in (CCARLoss(FREQ, ignore_index=ignore_index),
+                 CCARLoss(FREQ, logit_adjust='la', confidence='raw'),
+                 lambda z, y: ccar_loss(z, y, FREQ,
+                                        ignore_index=ignore_index)):
+        with pytest.raises(ValueError, match=rf'labels \[{bad}\] are '
+                           r'outside \[0, 5\)'):
+            loss(logits, labels)
+
+
+def naive_ccar_per_sample(z, labels, freq):
+    """Omega * CE per sample from the formula, fully in autograd."""
+    log_p = torch.log_softmax(z, 1).gather(1, labels[:, None]).squeeze(1)
+    p_t = log_p.exp()
+    f = torch.tensor(freq, dtype=z.dtype)[labels]
+    f = torch.where(p_t < 0.75, f, 1 - f)
+    return (E - f)**(0.75 - p_t) * -log_p
+
+
+@pytest.mark.parametrize('kwargs', [dict(), dict(logit_adjust='la', tau=0.7),
+                                    dict(detach_weight=True)])
+def test_unfused_gives_the_same_value_and_gradient(kwargs):
+    logits, labels = random_case()
+    logits[::3] += 6 * F.one_hot(labels[::3], 5)
+    results = []
+    for fused in (True, False):
+        z = logits.clone().requires_grad_()
+        loss = CCARLoss(FREQ, fused=fused, **kwargs)(z, labels)
+        loss.backward()
+        results.append((loss.detach(), z.grad))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-14,
+                               atol=0)
+    torch.testing.assert_close(results[0][1], results[1][1])
+
+
+def test_unfused_second_derivatives_are_exact():
+    logits, labels = random_case(n=6, scale=1.5)
+    logits[::3] += 4 * F.one_hot(labels[::3], 5)
+    loss = CCARLoss(FREQ, fused=False)
+    assert torch.autograd.gradgradcheck(
+        lambda z: loss(z, labels), logits.clone().requires_grad_())
+    seg_logits = torch.randn(2, 5, 2, 2, dtype=torch.float64)
+    seg_labels = torch.randint(0, 5, (2, 2, 2))
+    seg_labels[0, 0, 0] = 255
+    seg_loss = CCARLoss(FREQ, ignore_index=255, fused=False)
+    assert torch.autograd.gradgradcheck(
+        lambda z: seg_loss(z, seg_labels), seg_logits.requires_grad_())
+    # Against the formula written out in autograd: the Hessian-vector
+    # product of a gradient penalty.
+    z = logits.clone().requires_grad_()
+    g, = torch.autograd.grad(loss(z, labels), z, create_graph=True)
+    hvp, = torch.autograd.grad(g.square().sum(), z)
+    z2 = logits.clone().requires_grad_()
+    g2, = torch.autograd.grad(
+        naive_ccar_per_sample(z2, labels, FREQ).mean(), z2, create_graph=True)
+    want, = torch.autograd.grad(g2.square().sum(), z2)
+    torch.testing.assert_close(hvp, want)

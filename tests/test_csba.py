@@ -97,6 +97,35 @@ def test_csba_neck_default_is_three_dilated_branches():
     assert neck.out_channels == 8
 
 
+@pytest.mark.parametrize('b', [1, 2, 4])
+def test_default_dilations_follow_num_branches(b):
+    neck = CSBANeck(8, 3, num_branches=b)
+    assert neck.branches.dilations == tuple(range(1, b + 1))
+    convs = [m for m in neck.branches.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    assert [c.dilation for c in convs] == [(d, d) for d in range(1, b + 1)]
+    assert neck(torch.randn(2, 8, 5, 5)).shape == (2, 3, 8)
+
+
+def test_issue_signature_positional_order():
+    """``CSBANeck(in_channels, num_classes, num_branches, branch_cfg,
+    reduction)`` as the issue writes it; ``out_channels`` is keyword-only."""
+    neck = CSBANeck(16, 10, 2, dict(kernel_size=(1, 3)), 2)
+    assert neck.branches.kernel_sizes == (1, 3)
+    assert neck.attention.hidden_channels == 8
+    assert neck(torch.randn(2, 16, 4, 4)).shape == (2, 10, 16)
+    with pytest.raises(TypeError):
+        CSBANeck(16, 10, 2, dict(), 2, 8)
+
+
+@pytest.mark.parametrize('neck_type', [CSBANeck, MultiBranchNeck])
+@pytest.mark.parametrize('value', [0, -4, 2.5, True])
+def test_bad_out_channels_is_named(neck_type, value):
+    args = dict(num_classes=3) if neck_type is CSBANeck else {}
+    with pytest.raises(ValueError, match='out_channels'):
+        neck_type(8, out_channels=value, **args)
+
+
 def test_zero_init_csba_equals_mean_fusion_baseline():
     """At initialisation every class weighs the branches uniformly, so CSBA
     starts as the multi-branch network with mean fusion."""
@@ -361,3 +390,14 @@ def test_checkpoint_round_trip_is_exact():
 def test_class_wise_linear_function_shapes():
     z, w, b = torch.randn(2, 3, 4), torch.randn(3, 4), torch.randn(3)
     assert class_wise_linear(z, w, b).shape == (2, 3)
+
+
+@pytest.mark.parametrize('gate,scale', [('softmax', 1.0), ('sigmoid', 1.5)])
+def test_fusion_at_init_is_mean_only_for_softmax(gate, scale):
+    """At initialisation softmax weights are 1/B (mean fusion); sigmoid
+    weights are 1/2, i.e. B/2 times the mean (here B = 3)."""
+    att = BranchAttention(3, 4, num_sets=2, gate=gate)
+    pooled = torch.randn(5, 3, 4)
+    fused = fuse_branches(pooled, att(pooled))
+    want = scale * pooled.mean(1, keepdim=True).expand(5, 2, 4)
+    torch.testing.assert_close(fused, want)

@@ -96,3 +96,13 @@ def test_get_flops_rejects_a_missing_config(capsys):
         tool.run_cli(lambda: tool.main(['no/such/config.py']))
     assert exit_info.value.code == 2
     assert "'no/such/config.py' does not exist" in capsys.readouterr().err
+
+
+def test_get_flops_docstring_names_existing_configs():
+    """The usage example in the tool's docstring must run as written."""
+    import re
+    doc = load_tool('tools/analysis_tools/get_flops.py').__doc__
+    named = re.findall(r'configs/\S+\.py', doc)
+    assert len(named) >= 2
+    missing = [p for p in named if not (ROOT / p).is_file()]
+    assert not missing, f'get_flops docstring names missing configs {missing}'

@@ -10,6 +10,7 @@ from mmimb.engine.config_check import ConfigError
 from mmimb.models import DFABias
 from mmimb.models.layers import difficulty_prior
 from tools.analysis_tools.class_difficulty import class_scores
+from tools.analysis_tools.class_difficulty import label_ignore_index
 from tools.analysis_tools.class_difficulty import main as class_difficulty
 from tools.analysis_tools.plot_dfa_bias import main as plot_dfa_bias
 
@@ -84,3 +85,16 @@ def test_plot_dfa_bias(tmp_path):
     (run / 'scalars.json').write_text(json.dumps(dict(step=1, loss=1.0)))
     with pytest.raises(ConfigError, match='DFABiasLoggerHook'):
         plot_dfa_bias([str(run / 'scalars.json')])
+
+
+def test_ignore_index_comes_from_the_decode_head_then_the_dataset():
+    from types import SimpleNamespace as NS
+
+    from mmseg.datasets import BaseSegDataset
+    from mmseg.models.decode_heads import FCNHead
+    dataset = BaseSegDataset(lazy_init=True, ignore_index=7)
+    head = FCNHead(in_channels=4, channels=4, num_classes=3, num_convs=1,
+                   ignore_index=9)
+    assert label_ignore_index(NS(decode_head=head), dataset) == 9
+    assert label_ignore_index(NS(), dataset) == 7
+    assert label_ignore_index(NS(), NS(metainfo={})) == 255

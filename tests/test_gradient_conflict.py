@@ -225,17 +225,66 @@ def test_layers_off_the_path_to_the_inputs():
     assert (fast.grads['unused'] == 0).all()
 
 
-def test_cosines_symmetric_with_unit_diagonal(cnn):
-    result = gradient_conflict(cnn, *classification_batch())
-    present = result.present
-    m = result.matrix[present][:, present]
-    assert torch.equal(m, m.T)
-    assert torch.equal(m.diagonal(), torch.ones(len(m), dtype=m.dtype))
-    for cos in result.per_layer.values():
-        cos = cos[present][:, present]
-        assert torch.equal(cos, cos.T)
-        assert torch.equal(cos.diagonal(), m.diagonal())
-        assert (cos.abs() <= 1).all()
+def independent_class_gradients(model, x, y, layers):
+    """``grad_theta mean_{n: y_n = c} CE(model(x_n), c)`` of every layer,
+    one ``torch.autograd.grad`` per class on that class's samples alone, with
+    the model in eval mode (as the library runs it). Layer name to (C, P),
+    rows of absent classes NaN."""
+    model.eval()
+    modules = dict(model.named_modules())
+    num_classes = model(x[:1]).shape[1]
+    grads = {name: [] for name in layers}
+    for c in range(num_classes):
+        params = {name: [p for p in (modules[name].weight, modules[name].bias)
+                         if p is not None] for name in layers}
+        members = y == c
+        if not members.any():
+            for name in layers:
+                size = sum(p.numel() for p in params[name])
+                grads[name].append(torch.full((size, ), float('nan')))
+            continue
+        flat = [p for name in layers for p in params[name]]
+        got = iter(torch.autograd.grad(
+            F.cross_entropy(model(x[members]), y[members], reduction='mean'),
+            flat))
+        for name in layers:
+            grads[name].append(
+                torch.cat([next(got).flatten() for _ in params[name]]))
+    return {name: torch.stack(rows) for name, rows in grads.items()}
+
+
+def pairwise_cosines(g):
+    return F.cosine_similarity(g[:, None], g[None], dim=-1)
+
+
+@pytest.mark.parametrize('mode,statistic', [('loop', 'grads'),
+                                            ('fast', 'grads'),
+                                            ('fast', 'gram')])
+def test_class_gradients_and_cosines_match_per_class_autograd(
+        cnn, mode, statistic):
+    """Against the documented definition computed independently: one
+    autograd.grad of the mean cross-entropy of each class's samples, and
+    F.cosine_similarity of those (per layer and over all layers)."""
+    x, y = classification_batch()
+    cg = class_gradients(cnn, (x, y), mode=mode, statistic=statistic)
+    want = independent_class_gradients(cnn, x, y, cg.layers)
+    present = torch.bincount(y, minlength=6) > 0
+    assert cg.present.tolist() == present.tolist()
+    if statistic == 'grads':
+        for name in cg.layers:
+            assert_rows_close(want[name], cg.grads[name], present)
+    result = conflict_matrix(cg)
+    both = present[:, None] & present[None]
+    for name in cg.layers:
+        expected = pairwise_cosines(want[name].double())
+        torch.testing.assert_close(result.per_layer[name][both],
+                                   expected[both], rtol=0, atol=1e-5)
+        assert result.per_layer[name][~both].isnan().all()
+    whole = pairwise_cosines(
+        torch.cat([want[name] for name in cg.layers], dim=1).double())
+    torch.testing.assert_close(result.matrix[both], whole[both], rtol=0,
+                               atol=1e-5)
+    assert result.matrix[~both].isnan().all()
 
 
 def test_opposite_gradients_give_minus_one():
@@ -360,11 +409,26 @@ def test_sketch_exact_for_small_layers_and_close_for_large(cnn):
     sketched = conflict_matrix(class_gradients(cnn, batch, mode='sketch',
                                                sketch_dim=256))
     assert sketched.sketch_dim == 256
-    err = (sketched.matrix - exact.matrix).abs().nan_to_num()
-    # 2t/(1-t) with t = 4 sqrt(2/k): the bound of mmimb.analysis.sketch at
-    # probability 1 - 6/(k t^2) = 0.97 per pair.
-    t = 4 * (2 / 256)**0.5
-    assert err.max().item() <= 2 * t / (1 - t)
+    # Only 'grouped' (444 weights) is larger than k = 256 and sketched.
+    # Its cosines' typical error is about sqrt(2 / k) = 0.088 (module
+    # docstring of mmimb.analysis.sketch); averaged over pairs and seeds it
+    # must stay within that, and be nonzero (the layer really is sketched).
+    present = exact.present[:, None] & exact.present[None]
+    present &= ~torch.eye(len(present), dtype=torch.bool)
+    errors = {'grouped': [], 'matrix': []}
+    for seed in range(8):
+        sketched = conflict_matrix(class_gradients(
+            cnn, batch, mode='sketch', sketch_dim=256, seed=seed))
+        errors['grouped'].append(
+            (sketched.per_layer['grouped'] -
+             exact.per_layer['grouped'])[present].abs().mean())
+        errors['matrix'].append(
+            (sketched.matrix - exact.matrix)[present].abs().mean())
+        torch.testing.assert_close(sketched.per_layer['head'],
+                                   exact.per_layer['head'], equal_nan=True)
+    for name, errs in errors.items():
+        mean = torch.stack(errs).mean().item()
+        assert 0 < mean <= (2 / 256)**0.5, (name, mean)
 
 
 def test_count_sketch_inner_products_unbiased_with_bounded_spread():

@@ -177,3 +177,44 @@ def test_segmentation_training_bit_identical(tiny_seg_config, tmp_path):
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GradientConflictHook(**kwargs)
+
+
+class _TwoClassSet(torch.utils.data.Dataset):
+    """Samples 0, 1 of class 0 and 2, 3 of class 1; no images to load."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return i
+
+    def get_gt_labels(self):
+        return np.array([0, 0, 1, 1])
+
+
+@pytest.mark.parametrize('rank', [0, 1, 2, 3, 4])
+def test_balanced_probe_too_small_for_the_world_fails_on_every_rank(
+        rank, monkeypatch):
+    """2 samples for 5 processes: ranks 0 and 1 would get a batch and block
+    in all_reduce while ranks 2-4 fail; every rank must refuse up front."""
+    from mmimb.engine.hooks import gradient_conflict_hook as module
+    monkeypatch.setattr(module, 'get_dist_info', lambda: (rank, 5))
+    loader = torch.utils.data.DataLoader(
+        _TwoClassSet(), batch_size=2, collate_fn=list)
+    hook = GradientConflictHook(probe='balanced', samples_per_class=1)
+    with pytest.raises(ValueError, match='2 samples.*5 processes'):
+        hook._draw_balanced(loader)
+
+
+def test_balanced_probe_splits_the_samples_over_ranks(monkeypatch):
+    from mmimb.engine.hooks import gradient_conflict_hook as module
+    loader = torch.utils.data.DataLoader(
+        _TwoClassSet(), batch_size=2, collate_fn=list)
+    hook = GradientConflictHook(probe='balanced', samples_per_class=2)
+    seen = []
+    for rank in range(2):
+        monkeypatch.setattr(module, 'get_dist_info', lambda: (rank, 2))
+        batches = hook._draw_balanced(loader)
+        assert len(batches) == 1
+        seen.extend(batches[0])
+    assert sorted(seen) == [0, 1, 2, 3]

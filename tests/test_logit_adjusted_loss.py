@@ -104,3 +104,31 @@ def test_finite_for_extreme_logits_and_loss_names():
     assert BalancedSoftmaxLoss(COUNTS).loss_name == 'loss_bs'
     with pytest.raises(ValueError, match='classes \\[1\\]'):
         BalancedSoftmaxLoss([3, 0, 1])
+
+
+@pytest.mark.parametrize('ignore_index', [None, 255])
+@pytest.mark.parametrize('bad', [-100, 4, -1])
+def test_out_of_range_hard_labels_are_rejected(ignore_index, bad):
+    """-100 is F.cross_entropy's default ignore index: without an
+    ignore_index it must not be silently dropped from the loss."""
+    logits = torch.randn(5, 4)
+    labels = torch.tensor([0, 1, bad, 3, 2])
+    freq = [0.4, 0.3, 0.2, 0.1]
+    for loss in (LogitAdjustedLoss(freq, ignore_index=ignore_index),
+                 BalancedSoftmaxLoss(freq, ignore_index=ignore_index),
+                 lambda z, y: logit_adjusted_loss(
+                     z, y, torch.tensor(freq).log(),
+                     ignore_index=ignore_index)):
+        with pytest.raises(ValueError, match=rf'labels \[{bad}\] are '
+                           r'outside \[0, 4\)'):
+            loss(logits, labels)
+
+
+def test_ignore_index_still_ignores():
+    logits = torch.randn(5, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 255, 3, 2])
+    freq = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
+    got = LogitAdjustedLoss(freq, ignore_index=255)(logits, labels)
+    keep = labels != 255
+    want = F.cross_entropy(logits[keep] + freq.log(), labels[keep])
+    torch.testing.assert_close(got, want)

@@ -31,6 +31,7 @@ from mmengine.registry import DefaultScope
 from tqdm import tqdm
 
 from .conversion import write_json_atomic
+from .sample_labels import single_labels
 
 CACHE_ENV = 'MMIMB_CACHE_DIR'
 DEFAULT_CACHE_DIR = osp.join('~', '.cache', 'mmimb', 'class_stats')
@@ -137,22 +138,6 @@ def build_dataset(cfg: dict, default_scope: Optional[str] = None):
                     'folder, and not empty?') from e
     raise ValueError(f"dataset type {cfg.get('type')!r} is not registered in "
                      f'{scopes}; is the package that defines it imported?')
-
-
-def _sample_labels(dataset) -> np.ndarray:
-    """The class id of every sample (several per sample for multi-label
-    data), without decoding images."""
-    if hasattr(dataset, 'get_gt_labels'):
-        labels = np.asarray(dataset.get_gt_labels())
-        if labels.dtype != object:
-            return labels.ravel()
-    if hasattr(dataset, 'get_cat_ids'):
-        found = [dataset.get_cat_ids(i) for i in range(len(dataset))]
-    else:
-        found = [dataset.get_data_info(i)['gt_label']
-                 for i in range(len(dataset))]
-    return np.concatenate([np.asarray(f, dtype=np.int64).ravel()
-                           for f in found])
 
 
 def _label_loader(dataset):
@@ -348,7 +333,7 @@ def class_frequencies(dataset_or_cfg: Union[dict, Any],
 
     first = dataset.get_data_info(0)
     if 'gt_seg_map' not in first and 'seg_map_path' not in first:
-        labels = _sample_labels(dataset)
+        labels = single_labels(dataset, 'class statistics')
         out_of_range = labels[(labels < 0) | (labels >= num_classes)]
         if out_of_range.size:
             raise ValueError(

@@ -15,6 +15,8 @@ from typing import List, Optional, Union
 import numpy as np
 from mmpretrain.registry import DATASETS
 
+from .sample_labels import single_labels
+
 
 def long_tailed_counts(max_per_class: int, imbalance_factor: float,
                        num_classes: int) -> List[int]:
@@ -47,20 +49,6 @@ def long_tailed_counts(max_per_class: int, imbalance_factor: float,
         int(max_per_class * ratio**(i / (num_classes - 1.0)))
         for i in range(num_classes)
     ]
-
-
-def _source_labels(dataset) -> np.ndarray:
-    if hasattr(dataset, 'get_gt_labels'):
-        return np.asarray(dataset.get_gt_labels(), dtype=np.int64)
-    labels = []
-    for idx in range(len(dataset)):
-        cat_ids = dataset.get_cat_ids(idx)
-        if len(cat_ids) != 1:
-            raise ValueError(
-                f'LongTailedDataset needs single-label data, but sample {idx} '
-                f'of {type(dataset).__name__} has labels {list(cat_ids)}')
-        labels.append(int(cat_ids[0]))
-    return np.asarray(labels, dtype=np.int64)
 
 
 @DATASETS.register_module()
@@ -131,7 +119,7 @@ class LongTailedDataset:
             return
         if hasattr(self.dataset, 'full_init'):
             self.dataset.full_init()
-        labels = _source_labels(self.dataset)
+        labels = single_labels(self.dataset, 'LongTailedDataset')
         if labels.size == 0:
             raise ValueError('LongTailedDataset: the source dataset '
                              f'{type(self.dataset).__name__} is empty')

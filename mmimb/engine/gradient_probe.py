@@ -140,33 +140,6 @@ def probe_class_gradients(model: nn.Module, batches: Iterable[dict],
     return merged, probe
 
 
-def sample_labels(dataset) -> np.ndarray:
-    """The class of every sample of a classification dataset, without
-    loading images (``get_gt_labels``, else ``get_cat_ids``).
-
-    Raises:
-        ValueError: For a dataset without sample labels (segmentation) or
-            with several labels per sample.
-    """
-    if hasattr(dataset, 'get_gt_labels'):
-        labels = [np.atleast_1d(x) for x in dataset.get_gt_labels()]
-    else:
-        try:
-            labels = [np.atleast_1d(dataset.get_cat_ids(i))
-                      for i in range(len(dataset))]
-        except (AttributeError, NotImplementedError):
-            raise ValueError(
-                f'{type(dataset).__name__} has no sample labels '
-                '(get_gt_labels or get_cat_ids); a class-balanced probe '
-                'needs a classification dataset') from None
-    multi = [i for i, x in enumerate(labels) if x.size != 1]
-    if multi:
-        raise ValueError(f'sample {multi[0]} of {type(dataset).__name__} has '
-                         f'{labels[multi[0]].size} labels; a class-balanced '
-                         'probe needs one class per sample')
-    return np.concatenate(labels).astype(np.int64)
-
-
 def class_names(dataset) -> Optional[Sequence[str]]:
     """The dataset's class names from its metainfo, if it has any."""
     meta = getattr(dataset, 'metainfo', None) or {}

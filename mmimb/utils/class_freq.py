@@ -57,6 +57,9 @@ def per_class_vector(values: ClassFreq,
     Raises:
         ValueError: For another shape or length, or non-finite entries.
     """
+    if torch.is_tensor(values):
+        # numpy reads neither CUDA tensors nor tensors that require grad.
+        values = values.detach().cpu()
     values = torch.as_tensor(
         np.asarray(values, dtype=np.float64), dtype=torch.float64)
     if values.ndim != 1 or values.numel() == 0:

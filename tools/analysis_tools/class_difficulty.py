@@ -56,6 +56,18 @@ def class_scores(areas: torch.Tensor,
         iou=(inter / union.clamp(min=1)).tolist())
 
 
+def label_ignore_index(model, dataset, default: int = 255) -> int:
+    """The label that evaluation leaves out: the decode head's
+    ``ignore_index`` (the one training used), else the dataset's (mmseg
+    keeps it as an attribute of ``BaseSegDataset``, not in its metainfo),
+    else ``default``."""
+    for owner in (getattr(model, 'decode_head', None), dataset):
+        value = getattr(owner, 'ignore_index', None)
+        if value is not None:
+            return int(value)
+    return default
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args.config, args)
@@ -67,7 +79,7 @@ def main(argv=None) -> dict:
     model = runner.model.eval()
     loader = runner.test_dataloader
     classes = list(loader.dataset.metainfo['classes'])
-    ignore_index = loader.dataset.metainfo.get('ignore_index', 255)
+    ignore_index = label_ignore_index(model, loader.dataset)
     areas = torch.zeros(4, len(classes), dtype=torch.float64)
     with torch.no_grad():
         for batch in loader:

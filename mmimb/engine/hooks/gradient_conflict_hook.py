@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 from mmimb.analysis import GradientConflict, conflict_matrix
 from mmimb.analysis.class_gradients import MODES
 from mmimb.analysis.plot import plot_heatmap
+from mmimb.datasets.sample_labels import single_labels
 from mmimb.engine.gradient_probe import (class_names, preserved_rng,
-                                         probe_class_gradients, sample_labels,
-                                         unwrap_model)
+                                         probe_class_gradients, unwrap_model)
 
 PROBES = ('batch', 'fixed', 'balanced')
 
@@ -140,7 +140,7 @@ class GradientConflictHook(Hook):
 
     def _draw_balanced(self, loader: DataLoader) -> List[dict]:
         dataset = loader.dataset
-        labels = sample_labels(dataset)
+        labels = single_labels(dataset, "probe='balanced'")
         num_classes = int(labels.max()) + 1
         names = class_names(dataset)
         if names is not None:
@@ -154,6 +154,15 @@ class GradientConflictHook(Hook):
             members = np.flatnonzero(labels == c)
             chosen.extend(rng.permutation(members)[:per_class].tolist())
         rank, world = get_dist_info()
+        # Every process draws the same samples, so all of them refuse here,
+        # before any collective; otherwise the processes left without a
+        # batch would fail while the others wait in all_reduce.
+        if len(chosen) < world:
+            raise ValueError(
+                f"probe='balanced' drew {len(chosen)} samples ({per_class} "
+                f'per class over {num_classes} classes) for {world} '
+                'processes, but every process needs at least one; raise '
+                'samples_per_class or num_probe_batches')
         mine = chosen[rank::world]
         return [
             loader.collate_fn([dataset[i] for i in mine[s:s + batch_size]])

@@ -113,16 +113,17 @@ class MultiBranchConv(BaseModule):
 
     Branch b is ``num_convs`` ConvModules (conv, norm, activation) with kernel
     size ``kernel_size[b]`` and dilation ``dilation[b]``, padded to keep the
-    spatial size. The default (3x3 kernels with dilations 1, 2, 3) gives
-    receptive fields of 3, 5 and 7 pixels at equal parameter cost, so the
-    branches differ only in the context they see.
+    spatial size. The default (3x3 kernels with dilations 1, ..., B; for
+    B = 3 receptive fields of 3, 5 and 7 pixels) keeps the parameter cost
+    equal, so the branches differ only in the context they see.
 
     Args:
         in_channels: Channels of the input map.
         out_channels: Channels D of every branch.
         num_branches: Number of branches B.
         kernel_size: One odd kernel size for all branches or one per branch.
-        dilation: One dilation for all branches or one per branch.
+        dilation: One dilation for all branches or one per branch;
+            ``None`` gives branch b the dilation b (1, 2, ..., B).
         num_convs: Convolutions per branch (depth of a branch).
         groups: Groups of every convolution (reduces parameters on wide
             backbones).
@@ -142,7 +143,7 @@ class MultiBranchConv(BaseModule):
                  out_channels: int,
                  num_branches: int = 3,
                  kernel_size: IntOrSeq = 3,
-                 dilation: IntOrSeq = (1, 2, 3),
+                 dilation: Optional[IntOrSeq] = None,
                  num_convs: int = 1,
                  groups: int = 1,
                  stem_channels: Optional[int] = None,
@@ -157,6 +158,8 @@ class MultiBranchConv(BaseModule):
         if not isinstance(num_convs, int) or num_convs < 1:
             raise ValueError(f'branch_cfg.num_convs={num_convs!r}: expected '
                              'a positive int')
+        if dilation is None:
+            dilation = tuple(range(1, num_branches + 1))
         kernels = _per_branch(kernel_size, num_branches, 'kernel_size')
         dilations = _per_branch(dilation, num_branches, 'dilation')
         if any(k % 2 == 0 for k in kernels):
@@ -217,8 +220,11 @@ class BranchAttention(BaseModule):
     parameters), for many classes.
 
     The expansion (U, E, e) starts at zero and q at one, so at initialisation
-    every set weighs the branches uniformly: CSBA starts as the class-shared
-    multi-branch network with mean fusion and learns class specificity.
+    every set weighs the branches uniformly: with ``gate='softmax'`` (weights
+    1/B) CSBA starts as the class-shared multi-branch network with mean
+    fusion and learns class specificity; with ``gate='sigmoid'`` every
+    weight starts at 1/2, i.e. half the sum over branches (B/2 times the
+    mean).
 
     Args:
         num_branches: Number of branches B.
@@ -303,9 +309,15 @@ def build_branches(in_channels: int, out_channels: Optional[int],
     if unknown:
         raise ValueError(f'{owner}: unknown branch_cfg keys {unknown}; '
                          f'expected some of {list(allowed)}')
+    if out_channels is None:
+        out_channels = in_channels
+    elif isinstance(out_channels, bool) or \
+            not isinstance(out_channels, int) or out_channels < 1:
+        raise ValueError(f'{owner}: out_channels={out_channels!r}: expected '
+                         'a positive int, or None for in_channels')
     return MultiBranchConv(
         in_channels,
-        out_channels or in_channels,
+        out_channels,
         num_branches=num_branches,
         **branch_cfg)
 

@@ -1,14 +1,15 @@
 from .ccar_loss import CCARLoss, ccar_loss, ccar_weight
 from .class_prior_loss import ClassPriorLoss
+from .labels import check_labels, valid_labels
 from .logit_adjusted_loss import (BalancedSoftmaxLoss, LogitAdjustedLoss,
                                   adjust_logits, logit_adjusted_loss)
 from .seg_dice_loss import SegDiceLoss, soft_dice_loss
-from .seg_focal_loss import SegFocalLoss, softmax_focal_loss, valid_labels
+from .seg_focal_loss import SegFocalLoss, softmax_focal_loss
 from .seg_loss_base import SegLossBase
 
 __all__ = [
     'BalancedSoftmaxLoss', 'CCARLoss', 'ClassPriorLoss', 'LogitAdjustedLoss',
     'SegDiceLoss', 'SegFocalLoss', 'SegLossBase', 'adjust_logits',
     'ccar_loss', 'ccar_weight', 'logit_adjusted_loss', 'soft_dice_loss',
-    'softmax_focal_loss', 'valid_labels'
+    'softmax_focal_loss', 'valid_labels', 'check_labels'
 ]

@@ -22,8 +22,11 @@ import torch
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from mmimb.utils import load_class_freq
+from mmimb.utils.class_freq import ClassFreq
 from .class_prior_loss import (ClassPriorLoss, compute_dtype,
                                soft_cross_entropy, split_target)
+from .labels import check_labels
 from .logit_adjusted_loss import adjust_logits, prior_cross_entropy
 
 LOGIT_ADJUSTMENTS = (None, 'la', 'balanced_softmax')
@@ -120,9 +123,19 @@ def ccar_weight(prob_true: Tensor,
     Returns:
         Tensor: Omega, the broadcast shape of the inputs, in at least
         float32 and within ``[1/b, b]``.
+
+    Raises:
+        ValueError: If a frequency is outside [0, 1] (e.g. a class count),
+            where ``b - f'`` may be negative and Omega NaN.
     """
     prob = compute_dtype(prob_true)
     freq = torch.as_tensor(freq_true, dtype=prob.dtype, device=prob.device)
+    in_range = (freq >= 0) & (freq <= 1)
+    if not in_range.all():
+        raise ValueError(
+            f'ccar_weight: freq_true must hold frequencies in [0, 1], got '
+            f'{sorted(set(freq[~in_range].tolist()))[:10]}; divide class '
+            'counts by their total')
     return omega_from_log_bases(prob, log_bases(freq, base, dual_phase),
                                 check_pivot(pivot))
 
@@ -144,9 +157,13 @@ def adjustment_tau(logit_adjust: Optional[str], tau: float) -> float:
 def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
                       log_prior: Tensor, log_base: Tensor, pivot: float,
                       detach_weight: bool, tau: float, confidence: str,
-                      ignore_index: Optional[int]) -> Tensor:
+                      ignore_index: Optional[int],
+                      fused: bool = True) -> Tensor:
     """CCAR per element; ``log_base`` holds the per-class
-    :func:`log_bases`, (1 or 2, C). Ignored elements come out as 0."""
+    :func:`log_bases`, (1 or 2, C). Ignored elements come out as 0.
+    ``fused=False`` keeps Omega in the autograd graph (exact higher-order
+    derivatives) where ``fused=True`` folds its derivative into a constant
+    multiple of cross-entropy's gradient (exact first-order only)."""
     log_base = log_base.to(logits.dtype)
     adjusted = adjust_logits(logits, log_prior, tau)
     own_confidence = confidence == 'raw' and tau != 0
@@ -164,8 +181,9 @@ def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
     # Ignored labels index no class: any class does, their CE is 0.
     safe = target if ignore_index is None else target.clamp(
         0, log_base.shape[1] - 1)
-    if own_confidence:
-        conf_ce = prior_cross_entropy(logits, target, False, ignore_index)
+    if own_confidence or not fused:
+        conf_ce = prior_cross_entropy(logits, target, False, ignore_index) \
+            if own_confidence else ce
         weight = omega_from_log_bases(
             torch.exp(-conf_ce), log_base[:, safe], pivot)
         return (weight.detach() if detach_weight else weight) * ce
@@ -181,13 +199,19 @@ def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
         else:
             log_b = log_b[0]
         weight = torch.exp((pivot - prob) * log_b)
-        scale = weight if detach_weight else weight * (1 + ce * log_b * prob)
-    return scale * ce + (weight - scale) * ce.detach()
+        if not detach_weight:
+            scale = weight * (1 + ce * log_b * prob)
+            offset = (weight - scale) * ce
+    if detach_weight:
+        return weight * ce
+    # offset + scale * CE has the value Omega * CE and the gradient
+    # scale * dCE, with a single node in the graph.
+    return torch.addcmul(offset, scale, ce)
 
 
 def ccar_loss(logits: Tensor,
               target: Tensor,
-              class_freq: Tensor,
+              class_freq: ClassFreq,
               pivot: float = 0.75,
               base: Union[str, float] = 'e',
               dual_phase: bool = True,
@@ -195,7 +219,8 @@ def ccar_loss(logits: Tensor,
               logit_adjust: Optional[str] = None,
               tau: float = 1.0,
               confidence: str = 'adjusted',
-              ignore_index: Optional[int] = None) -> Tensor:
+              ignore_index: Optional[int] = None,
+              fused: bool = True) -> Tensor:
     """Element-wise CCAR loss ``Omega(p_t, f_t) * CE``.
 
     Args:
@@ -203,7 +228,11 @@ def ccar_loss(logits: Tensor,
         target: Hard labels (N,) / (N, *spatial), or soft labels of the
             shape of ``logits`` (then ``sum_c y_c Omega(p_c, f_c) CE_c``,
             which is linear in the labels like Mixup's loss).
-        class_freq: (C,) training frequencies, positive, summing to 1.
+        class_freq: (C,) training frequencies or counts of every class,
+            positive (normalised here), as a tensor, list or
+            class-statistics JSON path (see
+            :func:`mmimb.utils.load_class_freq`). Validated on every call;
+            the registered :class:`CCARLoss` validates once.
         pivot, base, dual_phase: See :func:`ccar_weight`.
         detach_weight: Treat Omega as a constant in the backward pass (the
             authors' code does not).
@@ -214,7 +243,10 @@ def ccar_loss(logits: Tensor,
             loss's own (adjusted) softmax, ``exp(-loss)``; ``'raw'``: under
             the unadjusted softmax the model predicts with. Only differs
             with a logit adjustment.
-        ignore_index: Hard label whose elements get loss 0.
+        ignore_index: Hard label whose elements get loss 0; any other label
+            must lie in ``[0, C)``.
+        fused: See :class:`CCARLoss`; ``False`` for exact second-order
+            derivatives.
 
     Returns:
         Tensor: (N,) or (N, *spatial).
@@ -223,11 +255,18 @@ def ccar_loss(logits: Tensor,
         raise ValueError(f'confidence={confidence!r}, expected one of '
                          f'{CONFIDENCES}')
     target, soft = split_target(logits, target, 'ccar_loss')
+    freq = load_class_freq(
+        class_freq, num_classes=logits.shape[1],
+        name='ccar_loss.class_freq').to(logits.device)
+    if soft:
+        ignore_index = None
+    else:
+        check_labels(target, logits.shape[1], ignore_index, 'ccar_loss')
     return _ccar_elementwise(
-        compute_dtype(logits), target, soft, class_freq.log(),
-        log_bases(class_freq, base, dual_phase), check_pivot(pivot),
+        compute_dtype(logits), target, soft, freq.log(),
+        log_bases(freq, base, dual_phase), check_pivot(pivot),
         detach_weight, adjustment_tau(logit_adjust, tau), confidence,
-        None if soft else ignore_index)
+        ignore_index, bool(fused))
 
 
 @MODELS.register_module()
@@ -273,6 +312,16 @@ class CCARLoss(ClassPriorLoss):
             heads pass theirs at call time.
         loss_name (str): Name in mmseg's losses dict. Defaults to
             ``'loss_ccar'``.
+        fused (bool): Compute the backward pass of hard-label CCAR with
+            ``p_t`` from the loss's own softmax as one fused cross-entropy
+            times a per-element multiplier (faster, less memory). The
+            multiplier is a constant to autograd, so the value and the
+            first-order gradient are exact but **second-order derivatives
+            are wrong** (``create_graph=True``: gradient penalties,
+            ``gradgradcheck``, MAML-style meta-learning). Set ``False`` to
+            keep Omega in the graph for those. Defaults to True. Soft
+            labels and ``confidence='raw'`` with a logit adjustment always
+            use the full graph.
     """
 
     def __init__(self,
@@ -287,7 +336,8 @@ class CCARLoss(ClassPriorLoss):
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
                  ignore_index: Optional[int] = None,
-                 loss_name: str = 'loss_ccar'):
+                 loss_name: str = 'loss_ccar',
+                 fused: bool = True):
         super().__init__(class_freq, loss_weight, reduction, ignore_index,
                          loss_name)
         self.register_buffer(
@@ -304,16 +354,18 @@ class CCARLoss(ClassPriorLoss):
         self.logit_adjust = logit_adjust
         self.tau = adjustment_tau(logit_adjust, tau)
         self.confidence = confidence
+        self.fused = bool(fused)
 
     def elementwise(self, logits: Tensor, target: Tensor, soft: bool,
                     ignore_index: Optional[int]) -> Tensor:
         return _ccar_elementwise(logits, target, soft, self.log_prior,
                                  self.log_base,
                                  self.pivot, self.detach_weight, self.tau,
-                                 self.confidence, ignore_index)
+                                 self.confidence, ignore_index, self.fused)
 
     def extra_repr(self) -> str:
         return (f'pivot={self.pivot}, base={self.base!r}, dual_phase='
                 f'{self.dual_phase}, detach_weight={self.detach_weight}, '
                 f'logit_adjust={self.logit_adjust!r}, tau={self.tau}, '
-                f'confidence={self.confidence!r}, ' + super().extra_repr())
+                f'confidence={self.confidence!r}, fused={self.fused}, ' +
+                super().extra_repr())

@@ -15,6 +15,7 @@ from mmpretrain.models.losses.utils import weight_reduce_loss
 from torch import Tensor
 
 from mmimb.utils import load_class_freq
+from .labels import check_labels
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -237,6 +238,8 @@ class ClassPriorLoss(nn.Module):
             ignore_index = self.ignore_index
         if soft:
             ignore_index = None
+        else:
+            check_labels(target, self.num_classes, ignore_index, name)
         loss = self.elementwise(logits, target, soft, ignore_index)
         valid = None
         if reduction == 'mean' and avg_factor is None:

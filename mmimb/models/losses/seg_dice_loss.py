@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from .seg_focal_loss import valid_labels
+from .labels import valid_labels
 from .seg_loss_base import SegLossBase
 
 

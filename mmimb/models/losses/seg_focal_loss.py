@@ -10,29 +10,8 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from .labels import valid_labels
 from .seg_loss_base import SegLossBase
-
-
-def valid_labels(target: Tensor, num_classes: int,
-                 ignore_index: Optional[int]) -> Tensor:
-    """Mask of labelled pixels; refuses labels outside ``[0, C)``.
-
-    Args:
-        target: Labels (B, ...), integer.
-        num_classes: Number of classes C.
-        ignore_index: Label excluded everywhere, or ``None``.
-
-    Returns:
-        Tensor: bool, same shape as ``target``.
-    """
-    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None \
-        else target != ignore_index
-    bad = valid & ((target < 0) | (target >= num_classes))
-    if bad.any():
-        raise ValueError(
-            f'labels {sorted(set(target[bad].unique().tolist()))} are outside '
-            f'[0, {num_classes}) and are not the ignore_index {ignore_index}')
-    return valid
 
 
 def softmax_focal_loss(logits: Tensor,

@@ -34,15 +34,15 @@ class CSBANeck(BaseModule):
         in_channels: Channels of the backbone's last feature map.
         num_classes: Number of classes C.
         num_branches: Number of branches B.
-        out_channels: Channels D of every branch and of z_c;
-            ``None`` means ``in_channels``.
         branch_cfg: Arguments of :class:`MultiBranchConv`: ``kernel_size``
             and ``dilation`` (an int or one per branch; default 3x3 kernels
-            with dilations 1, 2, 3), ``num_convs``, ``groups``,
+            with dilations 1, ..., B), ``num_convs``, ``groups``,
             ``stem_channels`` (a shared 1x1 reduction first, for wide
             backbones), ``conv_cfg``, ``norm_cfg``, ``act_cfg``.
         reduction: Hidden width of the attention is ``D // reduction``
             (at least 8).
+        out_channels: Keyword-only. Channels D of every branch and of z_c,
+            a positive int; ``None`` means ``in_channels``.
         hidden_channels: Explicit hidden width of the attention.
         gate: ``'softmax'`` (branches compete per channel) or ``'sigmoid'``.
         factorized: Share the attention's expansion across classes and give
@@ -59,9 +59,10 @@ class CSBANeck(BaseModule):
                  in_channels: int,
                  num_classes: int,
                  num_branches: int = 3,
-                 out_channels: Optional[int] = None,
                  branch_cfg: Optional[dict] = None,
                  reduction: int = 4,
+                 *,
+                 out_channels: Optional[int] = None,
                  hidden_channels: Optional[int] = None,
                  gate: str = 'softmax',
                  factorized: bool = False,
