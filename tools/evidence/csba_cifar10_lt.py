@@ -37,6 +37,7 @@ import argparse
 import copy
 import json
 import math
+import multiprocessing
 import os
 import os.path as osp
 import sys
@@ -245,12 +246,29 @@ class ConflictProbe(Hook):
 
 
 def train_one(args, method: str, seed: int) -> Dict:
+    """Train and evaluate one (method, seed) in a child process, unless its
+    ``run.json`` exists; return that record."""
     run_dir = osp.join(args.work_dir, method + ('-ccar' if args.ccar else
                                                 ''), f'seed{seed}')
     done = osp.join(run_dir, 'run.json')
-    if osp.isfile(done):
-        with open(done) as f:
-            return json.load(f)
+    if not osp.isfile(done):
+        # A fresh process per run: runs in one process kept growing (a
+        # sweep reached 22 GB by its third run and was killed for memory).
+        child = multiprocessing.get_context('spawn').Process(
+            target=_train_in_child, args=(args, method, seed, run_dir, done))
+        child.start()
+        child.join()
+        if child.exitcode != 0 or not osp.isfile(done):
+            sys.exit(f'error: {method} seed {seed} failed (exit '
+                     f'{child.exitcode}); its log is under {run_dir}')
+    with open(done) as f:
+        return json.load(f)
+
+
+def _train_in_child(args, method: str, seed: int, run_dir: str,
+                    done: str) -> None:
+    init_default_scope('mmpretrain')
+    torch.set_num_threads(args.threads)
     cfg = run_config(args, method, seed, run_dir)
     start = time.time()
     runner = build_runner(cfg, 'train')
@@ -276,7 +294,6 @@ def train_one(args, method: str, seed: int) -> Dict:
     with open(tmp, 'w') as f:
         json.dump(result, f, indent=1)
     os.replace(tmp, done)
-    return result
 
 
 def _stat(values: List[float], scale: float = 1.0, digits: int = 3) -> str:
