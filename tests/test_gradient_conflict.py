@@ -1,6 +1,8 @@
 """The gradient conflict library against independent computations: the
 per-class loop of autograd.grad calls, closed forms and hand-worked cases."""
+import gc
 import os
+import weakref
 
 import numpy as np
 import pytest
@@ -157,6 +159,23 @@ def test_gram_statistic_equals_the_gram_of_the_gradients(cnn):
     for name, g in grads.gram_matrices().items():
         torch.testing.assert_close(gram.gram[name], g, rtol=RTOL, atol=1e-9,
                                    equal_nan=True)
+
+
+@pytest.mark.parametrize('mode', ['fast', 'loop'])
+@pytest.mark.parametrize('statistic', ['grads', 'gram'])
+def test_activations_are_freed_after_the_analysis(cnn, mode, statistic):
+    # The hook calls class_gradients again and again during training: any
+    # activation it keeps alive is memory lost at every call.
+    alive = []
+    handle = cnn.head.register_forward_hook(
+        lambda module, args, out: alive.extend(
+            [weakref.ref(args[0]), weakref.ref(out)]))
+    result = class_gradients(cnn, classification_batch(), mode=mode,
+                             statistic=statistic)
+    handle.remove()
+    gc.collect()
+    assert alive and all(ref() is None for ref in alive)
+    assert result.present.any()
 
 
 def test_wide_linear_gram_from_the_sample_kernel():

@@ -165,6 +165,16 @@ class _Call:
         self.grad: Optional[Tensor] = None
         self.done = False
         self.on_grad: Optional[Callable[['_Call', Tensor], None]] = None
+        self.grad_hook = None
+
+    def release(self) -> None:
+        """Drop the tensors and the output's gradient hook. The hook and
+        ``out`` reference each other through autograd, a cycle Python's
+        garbage collector cannot see: without this, every analysed batch's
+        activations would stay in memory."""
+        if self.grad_hook is not None:
+            self.grad_hook.remove()
+        self.inp = self.out = self.grad = self.on_grad = self.grad_hook = None
 
     def set_grad(self, grad: Tensor) -> None:
         self.done = True
@@ -198,13 +208,20 @@ class _Recorder:
                 # A tensor hook registered now receives the gradient with
                 # respect to this output even if a later in-place op (e.g.
                 # ReLU(inplace=True)) modifies it.
-                output.register_hook(call.set_grad)
+                call.grad_hook = output.register_hook(call.set_grad)
 
         return hook
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
+
+    def release(self) -> None:
+        """Remove the hooks and free every recorded call."""
+        self.remove()
+        for calls in self.calls.values():
+            for call in calls:
+                call.release()
 
 
 class _EvalMode:
@@ -397,7 +414,7 @@ def class_gradients(model: nn.Module,
                               num_classes, ignore_index, align_corners,
                               'grads' if mode == 'sketch' else statistic)
     finally:
-        recorder.remove()
+        recorder.release()
     if mode == 'sketch':
         sketched = {name: count_sketch(g, sketch_dim, seed, name)
                     for name, g in result.grads.items()}

@@ -252,8 +252,9 @@ def train_one(args, method: str, seed: int) -> Dict:
                                                 ''), f'seed{seed}')
     done = osp.join(run_dir, 'run.json')
     if not osp.isfile(done):
-        # A fresh process per run: runs in one process kept growing (a
-        # sweep reached 22 GB by its third run and was killed for memory).
+        # A fresh process per run, as in the CCAR sweep: whatever a run
+        # leaves in memory goes with it (a leak in class_gradients, since
+        # fixed, once grew one sweep process to 22 GB).
         child = multiprocessing.get_context('spawn').Process(
             target=_train_in_child, args=(args, method, seed, run_dir, done))
         child.start()
