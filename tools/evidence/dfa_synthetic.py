@@ -2,7 +2,7 @@
 
     python tools/evidence/dfa_synthetic.py
         [--config configs/dfa/dfa_tiny_synthetic.py]
-        [--modes none fixed learned anchored] [--seeds 0 1 2] [--iters 600]
+        [--modes none fixed learned anchored] [--seeds 0 1 2] [--iters 300]
         [--work-dir work_dirs/evidence/dfa_synthetic] [--cfg-options ...]
 
 For every bias mode and seed it trains the config through tools/train.py
@@ -203,7 +203,7 @@ def main(argv: Optional[List[str]] = None) -> str:
     parser.add_argument('--modes', nargs='+', default=list(MODES),
                         choices=MODES)
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument('--iters', type=int, default=600)
+    parser.add_argument('--iters', type=int, default=300)
     parser.add_argument('--work-dir', default='work_dirs/evidence/'
                         'dfa_synthetic')
     parser.add_argument('--cfg-options', nargs='+', default=[],
