@@ -96,11 +96,16 @@ def omega_from_log_bases(prob: Tensor, log_base: Tensor,
     """``Omega = exp((pivot - p_t) * log(b - f'))`` from the
     :func:`log_bases` of the true classes (their trailing dimensions
     broadcastable to ``prob``)."""
+    return torch.exp((pivot - prob) * phase_log_base(prob, log_base, pivot))
+
+
+def phase_log_base(prob: Tensor, log_base: Tensor, pivot: float) -> Tensor:
+    """``log(b - f')`` of the phase each element is in: the first row of
+    :func:`log_bases` below the pivot, the second at or above it (one row:
+    a single phase)."""
     if len(log_base) == 2:
-        log_base = torch.where(prob < pivot, log_base[0], log_base[1])
-    else:
-        log_base = log_base[0]
-    return torch.exp((pivot - prob) * log_base)
+        return torch.where(prob < pivot, log_base[0], log_base[1])
+    return log_base[0]
 
 
 def ccar_weight(prob_true: Tensor,
@@ -193,11 +198,7 @@ def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
     # outside autograd leaves one fused cross-entropy in the graph.
     with torch.no_grad():
         prob = torch.exp(-ce)
-        log_b = log_base[:, safe]
-        if len(log_b) == 2:
-            log_b = torch.where(prob < pivot, log_b[0], log_b[1])
-        else:
-            log_b = log_b[0]
+        log_b = phase_log_base(prob, log_base[:, safe], pivot)
         weight = torch.exp((pivot - prob) * log_b)
         if not detach_weight:
             scale = weight * (1 + ce * log_b * prob)

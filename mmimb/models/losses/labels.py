@@ -48,13 +48,8 @@ def valid_labels(target: Tensor,
                  num_classes: int,
                  ignore_index: Optional[int],
                  owner: str = '') -> Tensor:
-    """Mask of labelled elements, after :func:`check_labels`.
-
-    Args:
-        target: Labels (B, ...), integer.
-        num_classes: Number of classes C.
-        ignore_index: Label excluded everywhere, or ``None``.
-        owner: Name of the caller, prefixed to the error message.
+    """Mask of labelled elements, after :func:`check_labels` (same
+    arguments).
 
     Returns:
         Tensor: bool, same shape as ``target``.
