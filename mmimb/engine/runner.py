@@ -1,10 +1,14 @@
 """The runner mmimb configs use: mmengine's, plus ``class_freq='auto'``
-(and ``train_class_counts='auto'`` in evaluators)."""
+(and ``train_class_counts='auto'`` in evaluators) and a timestamp of its
+own per runner."""
 import copy
+from typing import Dict
 
 from mmengine.config import Config
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+from mmengine.visualization import Visualizer
 
 from mmimb.utils import resolve_auto_class_freq
 
@@ -46,6 +50,13 @@ class MMImbRunner(Runner):
     """:class:`mmengine.runner.Runner` that resolves ``class_freq='auto'``
     in the model config from the training dataset before building the model.
 
+    It also keeps runners built in one process apart. mmengine names a
+    run's logger, message hub and visualizer after its timestamp, to the
+    second, and hands a later runner of the same second the earlier one's
+    instances, so that its log and scalars land in the first run's
+    directory. Here a timestamp already taken in this process gets a suffix
+    (``20261123_080112_1``), which also names the log directory.
+
     Select it with ``runner_type = 'MMImbRunner'`` (mmimb's base runtimes do)
     so that upstream ``tools/train.py`` scripts use it too.
     """
@@ -53,3 +64,17 @@ class MMImbRunner(Runner):
     @classmethod
     def from_cfg(cls, cfg: Config) -> 'MMImbRunner':
         return super().from_cfg(resolve_config(cfg))
+
+    def setup_env(self, env_cfg: Dict) -> None:
+        super().setup_env(env_cfg)
+        # Every rank builds the same runners in the same order, so the
+        # suffix agrees across ranks without another broadcast.
+        taken = [
+            name for manager in (MessageHub, MMLogger, Visualizer)
+            for name in manager._instance_dict
+        ]
+        base, suffix = self._timestamp, 0
+        while any(name.endswith(self._timestamp) for name in taken):
+            suffix += 1
+            self._timestamp = f'{base}_{suffix}'
+
