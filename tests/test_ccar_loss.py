@@ -501,8 +501,11 @@ def test_out_of_range_hard_labels_are_rejected(ignore_index, bad):
     it must not be silently dropped."""
     logits, labels = random_case(n=6)
     labels[2] = bad
+    if ignore_index is not None:
+        labels[4] = ignore_index  # not the culprit, and not in the message
     for loss in (CCARLoss(FREQ, ignore_index=ignore_index),
-                 CCARLoss(FREQ, logit_adjust='la', confidence='raw'),
+                 CCARLoss(FREQ, ignore_index=ignore_index,
+                          logit_adjust='la', confidence='raw'),
                  lambda z, y: ccar_loss(z, y, FREQ,
                                         ignore_index=ignore_index)):
         with pytest.raises(ValueError, match=rf'labels \[{bad}\] are '

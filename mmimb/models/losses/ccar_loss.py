@@ -91,21 +91,37 @@ def log_bases(freq: Tensor,
     return torch.stack([below, torch.log(b - 1 + freq)])
 
 
-def omega_from_log_bases(prob: Tensor, log_base: Tensor,
-                         pivot: float) -> Tensor:
-    """``Omega = exp((pivot - p_t) * log(b - f'))`` from the
-    :func:`log_bases` of the true classes (their trailing dimensions
-    broadcastable to ``prob``)."""
-    return torch.exp((pivot - prob) * phase_log_base(prob, log_base, pivot))
+def omega_from_log_bases(prob: Tensor,
+                         log_base: Tensor,
+                         pivot: float,
+                         target: Optional[Tensor] = None) -> Tensor:
+    """``Omega = exp((pivot - p_t) * log(b - f'))`` from :func:`log_bases`,
+    indexed as :func:`phase_log_base` does, in the dtype of ``prob``."""
+    log_base = log_base.to(prob.dtype)
+    return torch.exp(
+        (pivot - prob) * phase_log_base(prob, log_base, pivot, target))
 
 
-def phase_log_base(prob: Tensor, log_base: Tensor, pivot: float) -> Tensor:
+def phase_log_base(prob: Tensor,
+                   log_base: Tensor,
+                   pivot: float,
+                   target: Optional[Tensor] = None) -> Tensor:
     """``log(b - f')`` of the phase each element is in: the first row of
     :func:`log_bases` below the pivot, the second at or above it (one row:
-    a single phase)."""
-    if len(log_base) == 2:
-        return torch.where(prob < pivot, log_base[0], log_base[1])
-    return log_base[0]
+    a single phase).
+
+    Without ``target`` the rows of ``log_base`` broadcast to ``prob``; with
+    hard labels ``target`` (the shape of ``prob``) ``log_base`` is the
+    per-class (1 or 2, C) table, read at each element's class and phase
+    with a single gather.
+    """
+    if target is None:
+        if log_base.shape[0] == 2:
+            return torch.where(prob < pivot, log_base[0], log_base[1])
+        return log_base[0]
+    if log_base.shape[0] == 2:
+        target = torch.add(target, prob >= pivot, alpha=log_base.shape[1])
+    return torch.take(log_base, target)
 
 
 def ccar_weight(prob_true: Tensor,
@@ -169,7 +185,6 @@ def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
     ``fused=False`` keeps Omega in the autograd graph (exact higher-order
     derivatives) where ``fused=True`` folds its derivative into a constant
     multiple of cross-entropy's gradient (exact first-order only)."""
-    log_base = log_base.to(logits.dtype)
     adjusted = adjust_logits(logits, log_prior, tau)
     own_confidence = confidence == 'raw' and tau != 0
     if soft:
@@ -190,21 +205,30 @@ def _ccar_elementwise(logits: Tensor, target: Tensor, soft: bool,
         conf_ce = prior_cross_entropy(logits, target, False, ignore_index) \
             if own_confidence else ce
         weight = omega_from_log_bases(
-            torch.exp(-conf_ce), log_base[:, safe], pivot)
+            torch.exp(-conf_ce), log_base, pivot, safe)
         return (weight.detach() if detach_weight else weight) * ce
     # Here p_t = exp(-CE), so Omega is a function of CE alone and
     # d(Omega CE)/dCE = Omega (1 + CE log(b - f') p_t): the gradient is a
     # per-element multiple of cross-entropy's own. Computing that multiple
-    # outside autograd leaves one fused cross-entropy in the graph.
+    # outside autograd leaves one fused cross-entropy in the graph. At
+    # classification sizes each per-sample operation costs its dispatch
+    # more than its arithmetic, hence few of them, in place on fresh (N,)
+    # tensors. (A custom autograd.Function around the log-softmax measured
+    # slower on the CPU: its Python forward and backward cost more than the
+    # graph nodes it saves.)
     with torch.no_grad():
-        prob = torch.exp(-ce)
-        log_b = phase_log_base(prob, log_base[:, safe], pivot)
-        weight = torch.exp((pivot - prob) * log_b)
-        if not detach_weight:
-            scale = weight * (1 + ce * log_b * prob)
-            offset = (weight - scale) * ce
-    if detach_weight:
-        return weight * ce
+        prob = ce.neg().exp_()
+        log_b = phase_log_base(prob, log_base.to(ce.dtype), pivot, safe)
+        weight = torch.rsub(prob, pivot).mul_(log_b).exp_()
+        if detach_weight:
+            scale, offset = weight, None
+        else:
+            value = weight * ce
+            # Omega (1 + CE log(b - f') p_t) = Omega + (Omega CE) (p_t ...)
+            scale = torch.addcmul(weight, value, prob.mul_(log_b))
+            offset = value.sub_(scale * ce)
+    if offset is None:
+        return scale * ce
     # offset + scale * CE has the value Omega * CE and the gradient
     # scale * dCE, with a single node in the graph.
     return torch.addcmul(offset, scale, ce)

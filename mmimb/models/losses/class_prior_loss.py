@@ -125,7 +125,7 @@ def reduce_masked(loss: Tensor, valid: Optional[Tensor],
                     f'{tuple(loss.shape)}') from None
     if reduction == 'mean' and avg_factor is None:
         avg_factor = max(loss.numel(), 1) if valid is None else \
-            valid.sum().clamp(min=1)
+            torch.count_nonzero(valid).clamp(min=1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
@@ -229,17 +229,18 @@ class ClassPriorLoss(nn.Module):
             raise ValueError(f'{name}: reduction_override={reduction!r}, '
                              f'expected one of {REDUCTIONS}')
         target, soft = split_target(cls_score, label, name)
-        if cls_score.shape[1] != self.num_classes:
+        num_classes = self.num_classes
+        if cls_score.shape[1] != num_classes:
             raise ValueError(
                 f'{name}: the logits have {cls_score.shape[1]} classes but '
-                f'class_freq has {self.num_classes} entries')
+                f'class_freq has {num_classes} entries')
         logits = compute_dtype(cls_score)
         if ignore_index is None:
             ignore_index = self.ignore_index
         if soft:
             ignore_index = None
         else:
-            check_labels(target, self.num_classes, ignore_index, name)
+            check_labels(target, num_classes, ignore_index, name)
         loss = self.elementwise(logits, target, soft, ignore_index)
         valid = None
         if reduction == 'mean' and avg_factor is None:
