@@ -77,4 +77,3 @@ class MMImbRunner(Runner):
         while any(name.endswith(self._timestamp) for name in taken):
             suffix += 1
             self._timestamp = f'{base}_{suffix}'
-
