@@ -134,7 +134,7 @@ def run_config(args, method: str, seed: int, run_dir: str) -> Config:
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         innermost(cfg[loader].dataset).data_root = args.data_root
     cfg.work_dir = run_dir
-    cfg.experiment_name = f'{method}_seed{seed}_{int(time.time())}'
+    cfg.experiment_name = f'{method}_seed{seed}'
     cfg.randomness = dict(seed=seed)
     cfg.launcher = 'none'
     test_every = 100 if args.tiny else args.test_every
