@@ -17,7 +17,7 @@ from mmcv.transforms.utils import cache_randomness
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-IGNORE_INDEX = 255
+from .conversion import IGNORE_INDEX
 
 
 @TRANSFORMS.register_module()

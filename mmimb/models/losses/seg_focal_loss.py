@@ -52,7 +52,7 @@ def softmax_focal_loss(logits: Tensor,
     if reduction == 'sum':
         return loss.sum()
     if reduction == 'mean':
-        return loss.sum() / valid.sum().clamp(min=1)
+        return loss.sum() / torch.count_nonzero(valid).clamp(min=1)
     raise ValueError(f"reduction={reduction!r}; expected 'mean', 'sum' or "
                      "'none'")
 
