@@ -19,13 +19,13 @@ Besides mean and standard deviation over seeds, the table gives each
 method's paired difference to the first method of the sweep (per seed, mean
 and 95% t interval), and, where fp32 runs of a method exist beside its bf16
 runs, the bf16 - fp32 difference. Finished runs (``metrics.json`` in their
-work dir) are not run again, so an interrupted sweep resumes. A method whose loss is
-identical to an earlier one's (Balanced Softmax is logit adjustment with
-tau = 1, so ``bs`` repeats ``la`` and ``ccar-bs`` repeats ``ccar-la``) reuses
-its results unless ``--no-reuse`` is given. The script then prints
-a markdown table (mean +- sample standard deviation over seeds) with the
-published ResNet-32 numbers of METHODS.md beside it, and the schedule
-differences; ``--out`` also writes it to a file.
+work dir) are not run again, so an interrupted sweep resumes. A method
+whose loss is identical to an earlier one's (Balanced Softmax is logit
+adjustment with tau = 1, so ``bs`` repeats ``la`` and ``ccar-bs`` repeats
+``ccar-la``) reuses its results unless ``--no-reuse`` is given. The
+script then prints a markdown table (mean +- sample standard deviation over
+seeds) with the published ResNet-32 numbers of METHODS.md beside it, and
+the schedule differences; ``--out`` also writes it to a file.
 
 ``--iters 6 --test-every 50`` makes a quick validation run (a few
 iterations, every 50th test image); ``--estimate`` times two such runs and
@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # This checkout's mmimb, not an installed one, and the sweep helpers beside
 # this script.
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
-from sweep import Run, add_sweep_args, run_all, sweep_env  # noqa: E402
+from sweep import Run, add_sweep_args, apply_schedule  # noqa: E402
+from sweep import run_all, sweep_env  # noqa: E402
 METHODS = ('ce', 'la', 'bs', 'ccar', 'ccar-la', 'ccar-bs')
 LABELS = {
     'ce': 'CE',
@@ -84,7 +85,7 @@ def build_config(args):
         os.environ['MMIMB_CPU_ITERS'] = str(args.iters)
     cfg = Config.fromfile(str(config_path(args.method,
                                           args.imbalance_factor)))
-    cfg.merge_from_dict(Config.fromfile(str(SCHEDULE)).to_dict())
+    apply_schedule(cfg, str(SCHEDULE))
     cfg.randomness = dict(seed=args.seed)
     cfg.work_dir = str(
         run_dir(Path(args.work_dir), args.method, args.seed, args.fp32))

@@ -85,3 +85,21 @@ def run_all(runs: Sequence[Run], jobs: int = 1, env: Optional[dict] = None,
             print(f'{run.label}: done in {seconds[run.label]:.0f} s',
                   flush=True)
     return seconds
+
+
+def apply_schedule(cfg, schedule: str) -> None:
+    """Merge a schedule file (such as configs/_base_/schedules/
+    cifar_lt_cpu.py) onto a complete config, in place.
+
+    A schedule replaces the config's schedule, so it is merged on top
+    rather than listed among the config's bases; its ``custom_hooks`` are
+    added to the config's (one hook per type) instead of replacing them.
+    """
+    from mmengine.config import Config
+    extra = Config.fromfile(schedule)
+    hooks = list(cfg.get('custom_hooks', []))
+    types = {hook['type'] for hook in hooks}
+    hooks += [h for h in extra.get('custom_hooks', []) if h['type'] not in
+              types]
+    cfg.merge_from_dict(extra.to_dict())
+    cfg.custom_hooks = hooks
