@@ -45,6 +45,7 @@ BUILD_CASES = {
          feedforward_channels=32, class_freq=[0.5, 0.3, 0.2]),
     ('mmengine', 'HOOKS', 'DFABiasLoggerHook'): dict(),
     ('mmengine', 'HOOKS', 'ChannelsLastHook'): dict(),
+    ('mmengine', 'HOOKS', 'BranchAttentionLoggerHook'): dict(),
     # tests/test_cpu_fast_path.py builds it around an optimizer and trains
     # complete configs with it.
     ('mmengine', 'OPTIM_WRAPPERS', 'CPUAmpOptimWrapper'): None,

@@ -260,7 +260,8 @@ class BranchAttention(BaseModule):
             a step moves the logits ``s ** 2`` times further under SGD
             (``s`` times under Adam). With ``s = 1`` the attention's
             gradient is so small beside the head's that it stays uniform
-            (docs/csba.md measures it); mmimb's CSBA configs set it.
+            (docs/csba.md measures it); :class:`CSBANeck` and
+            :class:`MultiBranchNeck` default to 8.
         init_cfg: Initialisation config.
 
     Shapes:

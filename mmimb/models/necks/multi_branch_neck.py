@@ -58,7 +58,7 @@ class MultiBranchNeck(BaseModule):
                  reduction: int = 4,
                  hidden_channels: Optional[int] = None,
                  gate: str = 'softmax',
-                 logit_scale: float = 1.0,
+                 logit_scale: float = 8.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if fusion not in FUSIONS:
