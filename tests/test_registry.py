@@ -55,6 +55,10 @@ BUILD_CASES = {
     ('mmpretrain', 'METRICS', 'LongTailMetric'): dict(),
     ('mmengine', 'MODELS', 'LogitAdjustedLoss'): dict(class_freq=[3, 2, 1]),
     ('mmengine', 'MODELS', 'BalancedSoftmaxLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmengine', 'MODELS', 'LDAMLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmengine', 'MODELS', 'SoftmaxFocalLoss'): dict(gamma=1.0),
+    ('mmengine', 'MODELS', 'ClassBalancedLoss'):
+    dict(loss=dict(type='SoftmaxFocalLoss'), class_counts=[3, 2, 1]),
 }
 
 
