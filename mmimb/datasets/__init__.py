@@ -4,6 +4,11 @@ from .class_stats import ClassStats, class_frequencies
 from .crag import CRAGDataset
 from .ebhi_seg import EBHISegDataset
 from .long_tailed import LongTailedDataset, long_tailed_counts
+from .rebalancing_samplers import (ClassBalancedSampler,
+                                   ClassRebalancingSampler,
+                                   ProgressivelyBalancedSampler,
+                                   SquareRootSampler, class_sampling_probs,
+                                   progressive_lambda)
 from .sample_labels import single_labels
 from .synthetic_tissue import SyntheticTissueDataset, TissueGenerator
 from .transforms import LoadCodedAnnotations, RandomRotate90
@@ -12,5 +17,8 @@ __all__ = [
     'BCSSDataset', 'BDSADataset', 'CRAGDataset', 'ClassStats',
     'EBHISegDataset', 'LoadCodedAnnotations', 'LongTailedDataset',
     'RandomRotate90', 'SyntheticTissueDataset', 'TissueGenerator',
-    'class_frequencies', 'long_tailed_counts', 'single_labels'
+    'class_frequencies', 'long_tailed_counts', 'single_labels',
+    'ClassBalancedSampler', 'ClassRebalancingSampler',
+    'ProgressivelyBalancedSampler', 'SquareRootSampler',
+    'class_sampling_probs', 'progressive_lambda'
 ]

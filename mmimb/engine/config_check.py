@@ -229,6 +229,7 @@ CLASS_STAT_KEYS = {
     'class_freq': 'tools/analysis_tools/class_stats.py CONFIG --out PATH',
     'class_dice': 'tools/analysis_tools/class_difficulty.py CONFIG '
     'CHECKPOINT --out PATH',
+    'class_counts': 'tools/analysis_tools/class_stats.py CONFIG --out PATH',
 }
 
 

@@ -1,6 +1,8 @@
-from .long_tail_metric import (LongTailMetric, load_class_counts,
+from .long_tail_metric import (LongTailMetric, calibration_metrics,
+                               expected_calibration_error, load_class_counts,
                                long_tail_metrics, shot_groups)
 
 __all__ = [
-    'LongTailMetric', 'load_class_counts', 'long_tail_metrics', 'shot_groups'
+    'LongTailMetric', 'calibration_metrics', 'expected_calibration_error',
+    'load_class_counts', 'long_tail_metrics', 'shot_groups'
 ]
