@@ -68,6 +68,10 @@ BUILD_CASES = {
     ('mmpretrain', 'MODELS', 'PostHocAdjustedClsHead'):
     dict(num_classes=3, in_channels=8, class_freq=[3, 2, 1]),
     ('mmengine', 'HOOKS', 'DRWHook'): dict(start_epoch=1),
+    ('mmpretrain', 'TRANSFORMS', 'CIFAR10AutoAugment'): dict(),
+    # tests/test_long_tail_datasets.py builds them from annotation files.
+    ('mmpretrain', 'DATASETS', 'ImageListDataset'): None,
+    ('mmpretrain', 'DATASETS', 'INat2018Dataset'): None,
     # tests/test_long_tail_training.py builds these from complete configs.
     ('mmpretrain', 'MODELS', 'FrozenBackboneClassifier'): None,
     ('mmpretrain', 'DATA_SAMPLERS', 'ClassBalancedSampler'): None,

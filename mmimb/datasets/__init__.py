@@ -1,8 +1,10 @@
 from .bcss import BCSSDataset
 from .bdsa import BDSADataset
+from .cifar_autoaugment import CIFAR10_POLICY, CIFAR10AutoAugment
 from .class_stats import ClassStats, class_frequencies
 from .crag import CRAGDataset
 from .ebhi_seg import EBHISegDataset
+from .long_tail_benchmarks import ImageListDataset, INat2018Dataset
 from .long_tailed import LongTailedDataset, long_tailed_counts
 from .rebalancing_samplers import (ClassBalancedSampler,
                                    ClassRebalancingSampler,
@@ -20,5 +22,6 @@ __all__ = [
     'class_frequencies', 'long_tailed_counts', 'single_labels',
     'ClassBalancedSampler', 'ClassRebalancingSampler',
     'ProgressivelyBalancedSampler', 'SquareRootSampler',
-    'class_sampling_probs', 'progressive_lambda'
+    'class_sampling_probs', 'progressive_lambda', 'ImageListDataset',
+    'INat2018Dataset', 'CIFAR10AutoAugment', 'CIFAR10_POLICY'
 ]

@@ -132,4 +132,3 @@ class LDAMLoss(ClassPriorLoss):
     def extra_repr(self) -> str:
         return (f'max_margin={self.max_margin}, scale={self.scale}, ' +
                 super().extra_repr())
-

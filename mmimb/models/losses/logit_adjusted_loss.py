@@ -77,8 +77,8 @@ def logit_adjusted_loss(logits: Tensor,
     """
     target, soft = split_target(logits, target, 'logit_adjusted_loss')
     if not soft:
-        target, ignore_index = guard_labels(target, logits.shape[1],
-                                            ignore_index, 'logit_adjusted_loss')
+        target, ignore_index = guard_labels(
+            target, logits.shape[1], ignore_index, 'logit_adjusted_loss')
     return prior_cross_entropy(
         adjust_logits(compute_dtype(logits), log_prior, tau), target, soft,
         ignore_index)
