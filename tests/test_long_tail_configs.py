@@ -211,6 +211,9 @@ IMAGENET_LT = dict(
     seed=0,
 )
 
+IMAGENET_STAGE1 = \
+    'work_dirs/ce_resnet50_4xb128-90e_imagenet-lt-224/epoch_90.pth'
+
 EXPECTED = {
     # CCAR on CIFAR-10-LT, the existing configs.
     **{
@@ -278,6 +281,27 @@ EXPECTED = {
          sampler=STAGE2_SAMPLER,
          load_from=STAGE1,
          model=dict(with_head(CE10, type='LWSClsHead')['model'],
+                    type='FrozenBackboneClassifier')),
+    'decoupling/tau-norm_resnet50_4xb128-90e_imagenet-lt-224.py':
+    with_head(IMAGENET_LT, type='TauNormClsHead', tau=1.0),
+    'decoupling/crt_resnet50_4xb128-10e_imagenet-lt-224.py':
+    dict(IMAGENET_LT,
+         schedulers=cosine(10),
+         loop=dict(by_epoch=True, max_epochs=10),
+         sampler=STAGE2_SAMPLER,
+         model=dict(IMAGENET_LT['model'], type='FrozenBackboneClassifier',
+                    backbone=dict(IMAGENET_LT['model']['backbone'],
+                                  init_cfg=dict(
+                                      type='Pretrained',
+                                      checkpoint=IMAGENET_STAGE1,
+                                      prefix='backbone.')))),
+    'decoupling/lws_resnet50_4xb128-5e_imagenet-lt-224.py':
+    dict(IMAGENET_LT,
+         schedulers=cosine(5),
+         loop=dict(by_epoch=True, max_epochs=5),
+         sampler=STAGE2_SAMPLER,
+         load_from=IMAGENET_STAGE1,
+         model=dict(with_head(IMAGENET_LT, type='LWSClsHead')['model'],
                     type='FrozenBackboneClassifier')),
     'decoupling/ce-cbs_resnet32_1xb128-200e_cifar10-lt-if100.py':
     dict(CE10, sampler=STAGE2_SAMPLER),

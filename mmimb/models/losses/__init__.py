@@ -1,4 +1,5 @@
-from .ccar_loss import CCARLoss, ccar_loss, ccar_weight
+from .ccar_loss import (CCARLoss, ccar_loss, ccar_weight, class_weight_ratio,
+                        weight_frequencies)
 from .class_balanced_loss import ClassBalancedLoss, effective_number_weights
 from .class_prior_loss import ClassPriorLoss, ElementwiseLoss
 from .focal_loss import SoftmaxFocalLoss, focal_elementwise
@@ -18,5 +19,6 @@ __all__ = [
     'softmax_focal_loss', 'valid_labels', 'check_labels',
     'ClassBalancedLoss', 'ElementwiseLoss', 'LDAMLoss', 'SoftmaxFocalLoss',
     'effective_number_weights', 'flush_label_checks', 'focal_elementwise',
-    'focal_term', 'guard_labels', 'ldam_loss', 'ldam_margins'
+    'focal_term', 'guard_labels', 'ldam_loss', 'ldam_margins',
+    'class_weight_ratio', 'weight_frequencies'
 ]

@@ -184,6 +184,38 @@ def ccar_weight(prob_true: Tensor,
                                 check_pivot(pivot))
 
 
+def class_weight_ratio(class_freq: ClassFreq,
+                       pivot: float = 0.75,
+                       base: Union[str, float] = 'e',
+                       dual_phase: bool = True,
+                       freq_norm: str = 'sum',
+                       steps: int = 1001) -> float:
+    """How much CCAR's class term separates the rarest class from the most
+    frequent one: the largest ratio ``Omega(p, f_rare) / Omega(p, f_common)``
+    over confidences ``p`` on a grid of ``steps`` points in [0, 1].
+
+    Below the pivot the ratio is ``((b - f_rare) / (b - f_common)) **
+    (pivot - p)``, largest at ``p = 0``; with frequencies summing to 1 both
+    bases stay close to ``b`` and the ratio close to 1.
+
+    Args:
+        class_freq: (C,) class counts or frequencies.
+        pivot, base, dual_phase: See :func:`ccar_weight`.
+        freq_norm: See :func:`weight_frequencies`.
+        steps: Grid points of ``p``.
+
+    Returns:
+        float: The largest ratio, at least 1.
+    """
+    freq = weight_frequencies(
+        load_class_freq(class_freq, name='class_weight_ratio.class_freq'),
+        freq_norm)
+    prob = torch.linspace(0, 1, steps, dtype=torch.float64)
+    rare = ccar_weight(prob, freq.min(), pivot, base, dual_phase)
+    common = ccar_weight(prob, freq.max(), pivot, base, dual_phase)
+    return float((rare / common).max())
+
+
 def adjustment_tau(logit_adjust: Optional[str], tau: float) -> float:
     """The temperature of the logit adjustment CCAR wraps (0: plain CE)."""
     if logit_adjust not in LOGIT_ADJUSTMENTS:
