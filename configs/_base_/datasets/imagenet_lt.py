@@ -57,16 +57,8 @@ val_dataloader = dict(
         metainfo=metainfo,
         pipeline=test_pipeline))
 test_dataloader = dict(
-    batch_size=128,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ImageNet_LT_test.txt',
-        metainfo=metainfo,
-        pipeline=test_pipeline))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='ImageNet_LT_test.txt'))
 # Many > 100, medium 20-100, few < 20 training images (Liu et al.).
 val_evaluator = dict(type='LongTailMetric', train_class_counts='auto')
 test_evaluator = val_evaluator
