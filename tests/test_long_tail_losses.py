@@ -344,5 +344,10 @@ def test_deferred_check_drops_bad_labels_then_raises(monkeypatch):
         flush_label_checks()
     clean, _ = guard_labels(torch.tensor([1, 2]), 5, None, defer=True)
     flush_label_checks()  # nothing pending that failed
+    small, _ = guard_labels(torch.tensor([0, 200], dtype=torch.uint8), 5,
+                            None, defer=True)
+    assert small.tolist() == [0, -100]
+    with pytest.raises(ValueError, match='values 200 to 200'):
+        flush_label_checks()
     with pytest.raises(ValueError, match=r'labels \[7\] are outside'):
         guard_labels(labels[:3], 5, None)  # CPU default: immediate

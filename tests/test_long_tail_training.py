@@ -216,6 +216,6 @@ def test_test_time_adjustments_of_the_first_stage(config, stage1, folders,
     metrics = runner.test()
     assert {'lt/top1', 'lt/few_shot_acc', 'lt/ece'} <= set(metrics)
     if 'posthoc' in config:
-        prior = torch.tensor(runner.model.head.log_prior).exp()
+        prior = runner.model.head.log_prior.exp()
         assert prior.tolist() == pytest.approx(
             [n / 40 for n in [8, 6, 5, 5, 4, 3, 3, 2, 2, 2]])

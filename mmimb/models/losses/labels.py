@@ -151,6 +151,8 @@ def guard_labels(target: Tensor,
         check_labels(target, num_classes, ignore_index, owner)
         return target, ignore_index
     _report_arrived()
+    # The fill value -100 needs a signed type.
+    target = target.long()
     fill = NO_IGNORE if ignore_index is None else ignore_index
     bad = (target < 0) | (target >= num_classes)
     if ignore_index is not None:
