@@ -155,15 +155,19 @@ def test_counts_from_json_and_bad_counts(tmp_path):
 # Review finding: the many/medium/few boundaries. CIFAR-100-LT with the
 # exact LDAM counts has a class of exactly 20 (IF 50, 100, 200) and one of
 # exactly 100 (IF 10, 200); both belong to the medium group.
-@pytest.mark.parametrize('factor,has_100,has_20', [(10, True, False),
-                                                   (50, False, True),
-                                                   (100, False, True),
-                                                   (200, True, True)])
-def test_shot_group_boundaries_on_cifar100_lt(factor, has_100, has_20):
+@pytest.mark.parametrize('factor,has_100,has_20,sizes', [
+    (10, True, False, [69, 31, 0]),
+    (50, False, True, [41, 41, 18]),
+    (100, False, True, [35, 35, 30]),
+    (200, True, True, [30, 31, 39]),
+])
+def test_shot_group_boundaries_on_cifar100_lt(factor, has_100, has_20,
+                                              sizes):
     from mmimb.datasets import long_tailed_counts
     counts = long_tailed_counts(500, factor, 100)
     assert (100 in counts) == has_100 and (20 in counts) == has_20
     groups = shot_groups(counts)
+    assert [len(groups[g]) for g in ('many', 'medium', 'few')] == sizes
     for name, rule in (('many', lambda n: n > 100),
                        ('medium', lambda n: 20 <= n <= 100),
                        ('few', lambda n: n < 20)):
