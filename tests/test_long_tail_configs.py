@@ -224,7 +224,8 @@ EXPECTED = {
                            ('ccar-la', dict(CCAR, logit_adjust='la',
                                             tau=1.0)),
                            ('ccar-bs', dict(CCAR,
-                                            logit_adjust='balanced_softmax')))
+                                            logit_adjust='balanced_softmax')),
+                           ('ccar-fmax', dict(CCAR, freq_norm='max')))
     },
     'ccar/ce_resnet32_1xb128-200e_cifar100-lt-if100.py': cifar(100),
     'ccar/ce_resnet32_1xb128-200e_cifar10-lt-if100-bin.py':
