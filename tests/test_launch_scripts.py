@@ -13,7 +13,7 @@ import pytest
 from toolrun import ROOT
 
 SCRIPTS = ('dist_train.sh', 'dist_test.sh', 'slurm_train.sh',
-           'slurm_test.sh', 'launch_env.sh')
+           'slurm_test.sh', 'launch_common.sh')
 # Records the program's name, PYTHONPATH and arguments, one per line.
 STUB = """#!/bin/sh
 { printf '%s\\n' "$0" "PYTHONPATH=$PYTHONPATH"; printf '%s\\n' "$@"; } \
