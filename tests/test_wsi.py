@@ -173,6 +173,15 @@ def test_tissue_detection_on_a_thumbnail():
     glass += np.random.default_rng(0).integers(0, 6, glass.shape,
                                                dtype=np.uint8)
     assert not detect_tissue(glass, mpp=8.0).mask.any()
+    # Holes in the tissue: a 5 x 5 px one (0.0016 mm^2 at 8 um/px) is
+    # filled, a 40 x 40 px one (0.1 mm^2) stays glass.
+    section = glass.copy()
+    section[10:118, 10:118] = (200, 120, 180)
+    section[20:25, 20:25] = 242
+    section[60:100, 60:100] = 242
+    found = detect_tissue(section, mpp=8.0).mask
+    assert found[20:25, 20:25].all() and not found[65:95, 65:95].any()
+    assert found[12:116, 12:50].all() and not found[:8].any()
 
 
 def test_report_and_slide_level_evaluation(slide, toy_checkpoint, tmp_path):

@@ -57,6 +57,20 @@ def _segments(starts: Sequence[int], size: int,
     return pieces
 
 
+def channel_argmax(x: torch.Tensor) -> torch.Tensor:
+    """``x.argmax(0)`` as uint8 for (C, H, W) logits, C <= 256: the first
+    largest class, as argmax breaks ties. A running maximum over the
+    channels, several times faster on the CPU than a reduction over the
+    outermost, strided dimension."""
+    best = x[0]
+    index = torch.zeros(x.shape[1:], dtype=torch.uint8, device=x.device)
+    for c in range(1, x.shape[0]):
+        higher = x[c] > best
+        best = torch.where(higher, x[c], best)
+        index.masked_fill_(higher, c)
+    return index
+
+
 class TileGrid:
     """Tile layout over a ``height x width`` map.
 
@@ -258,10 +272,10 @@ class Stitcher:
 
     def _finish(self, j: int, i: int, blended: torch.Tensor) -> None:
         if blended.shape[0] == 1:
-            labels = blended[0] > self.threshold
+            labels = (blended[0] > self.threshold).to(torch.uint8)
         else:
-            labels = blended.argmax(0)
-        labels = labels.to(torch.uint8).cpu().numpy()
+            labels = channel_argmax(blended)
+        labels = labels.cpu().numpy()
         a, b = self.bands[j][:2]
         xa, xb = self.columns[i][:2]
         if self.label_mask is not None:

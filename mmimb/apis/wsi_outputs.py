@@ -84,6 +84,7 @@ def write_label_tiff(path: str, store: BandStore, mpp: Tuple[float, float],
                 photometric='palette',
                 colormap=colormap,
                 compression='zlib',
+                compressionargs=dict(level=1),
                 resolution=px_per_cm,
                 resolutionunit='CENTIMETER',
                 subfiletype=1 if level else 0,
@@ -248,46 +249,39 @@ def save_overlay(path: str, image: np.ndarray, labels: np.ndarray,
                  names: Sequence[str], palette: np.ndarray,
                  fractions: Sequence[float], alpha: float = 0.55,
                  title: str = '') -> None:
-    """Draw the labels over the thumbnail with a legend (class, share of
-    tissue) and save it as PNG."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
+    """Draw the labels over the thumbnail, with a title above and a legend
+    (class colour, name, share of the tissue) below, and save it as PNG."""
+    from PIL import Image, ImageDraw, ImageFont
 
     h, w = labels.shape
     shown = image[:h, :w].astype(np.float32)
     tissue = labels != IGNORE_INDEX
     colours = palette[np.where(tissue, labels, 0)].astype(np.float32)
     shown[tissue] = (1 - alpha) * shown[tissue] + alpha * colours[tissue]
-    # Sizes in pixels at 100 dpi: the picture at least 480 px wide, the
-    # legend's rows and the title below and above it.
-    dpi = 100
-    fig_w = max(w, 480)
-    image_h = h * fig_w / w
-    ncol = min(len(names), 3) or 1
-    legend_h = 12 + 20 * math.ceil(len(names) / ncol)
-    title_h = 24 if title else 0
-    fig_h = image_h + legend_h + title_h
-    fig = plt.figure(figsize=(fig_w / dpi, fig_h / dpi), dpi=dpi)
-    ax = fig.add_axes((0, legend_h / fig_h, 1, image_h / fig_h))
-    ax.imshow(shown.astype(np.uint8), interpolation='nearest')
-    ax.set_axis_off()
+    font = ImageFont.load_default(size=14)
+    entries = [f'{n} {100 * f:.1f}%' for n, f in zip(names, fractions)]
+    cell = 28 + max(
+        (int(font.getlength(e)) for e in entries), default=0) + 16
+    width = max(w, 360)
+    ncol = max(1, min(len(entries), width // cell))
+    title_h, row_h = (24 if title else 0), 22
+    legend_h = 10 + row_h * math.ceil(len(entries) / ncol)
+    canvas = Image.new('RGB', (width, title_h + h + legend_h), 'white')
+    canvas.paste(Image.fromarray(shown.astype(np.uint8)),
+                 ((width - w) // 2, title_h))
+    draw = ImageDraw.Draw(canvas)
     if title:
-        fig.text(0.5, 1 - 4 / fig_h, title, ha='center', va='top',
-                 fontsize='small')
-    fig.legend(
-        handles=[
-            Patch(color=palette[i] / 255, label=f'{n} {100 * f:.1f}%')
-            for i, (n, f) in enumerate(zip(names, fractions))
-        ],
-        loc='lower center',
-        ncol=ncol,
-        fontsize='small',
-        frameon=False)
+        draw.text((width / 2, 4), title, fill='black', font=font, anchor='ma')
+    left = (width - ncol * cell) // 2
+    for k, entry in enumerate(entries):
+        x = left + (k % ncol) * cell
+        y = title_h + h + 8 + (k // ncol) * row_h
+        draw.rectangle((x, y + 2, x + 18, y + 16),
+                       fill=tuple(int(v) for v in palette[k]),
+                       outline='black')
+        draw.text((x + 24, y + 1), entry, fill='black', font=font)
     tmp = _tmp(path)
-    fig.savefig(tmp, dpi=dpi, format='png')
-    plt.close(fig)
+    canvas.save(tmp, format='PNG')
     os.replace(tmp, path)
 
 

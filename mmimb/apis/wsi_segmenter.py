@@ -447,7 +447,7 @@ class WSISegmenter:
             paths['overlay'], read_whole(view.coarser(step)),
             stats['overlay'], names, palette,
             fractions,
-            title=f'{stem}: {report["tissue_area_mm2"]:.2f} mm$^2$ tissue')
+            title=f'{stem}: {report["tissue_area_mm2"]:.2f} mm^2 tissue')
         write_report(report, paths['report'], paths['report_csv'])
         return WSIResult(paths['labels'], paths['overlay'], paths['report'],
                          paths['report_csv'], report)
