@@ -21,6 +21,7 @@ from mmimb.apis.inference import init_segmentor, predict_logits, \
     tiles_to_inputs
 from mmimb.apis.slide import openslide_available
 from mmimb.datasets import synthetic_slide, write_pyramidal_tiff
+from mmimb.engine import ConfigError
 
 # custom_imports of the toy config import tests/data/toy_wsi_model.py.
 sys.path.insert(0, str(TEST_DATA))
@@ -69,6 +70,9 @@ def read_labels(path, level=0):
 
 def whole_image_labels(model, image):
     logits = predict_logits(model, tiles_to_inputs([image]))[0]
+    if logits.shape[0] == 1:  # sigmoid probability of class 1
+        return (logits[0] > model.decode_head.threshold).numpy().astype(
+            np.uint8)
     return logits.argmax(0).numpy().astype(np.uint8)
 
 
@@ -103,15 +107,24 @@ def test_label_map_has_slide_size_at_inference_mpp(slide, toy_checkpoint,
                    for name in os.listdir(tmp_path))
 
 
-@pytest.mark.parametrize('tile,overlap,blend,num_convs,mpp', [
-    (64, 16, 'linear', 2, 0.5),
-    (48, 24, 'linear', 2, 0.5),  # three tiles overlap in places
-    (64, 16, 'linear', 2, 0.7),  # read resampled
-    (64, 16, 'gaussian', 0, 0.5),  # pointwise model: any weights are exact
+BINARY = {
+    'model.decode_head.num_classes': 2,
+    'model.decode_head.out_channels': 1,
+    'model.decode_head.threshold': 0.5,
+    'model.decode_head.loss_decode.use_sigmoid': True
+}
+
+
+@pytest.mark.parametrize('tile,overlap,blend,num_convs,mpp,binary', [
+    (64, 16, 'linear', 2, 0.5, False),
+    (48, 24, 'linear', 2, 0.5, False),  # three tiles overlap in places
+    (64, 16, 'linear', 2, 0.7, False),  # read resampled
+    (64, 16, 'gaussian', 0, 0.5, False),  # pointwise: any weights are exact
+    (64, 16, 'linear', 0, 0.5, True),  # one sigmoid output, thresholded
 ])
 def test_stitched_equals_whole_image_inference(tmp_path, toy_checkpoint,
                                                tile, overlap, blend,
-                                               num_convs, mpp):
+                                               num_convs, mpp, binary):
     """A model that sees ``num_convs`` pixels around each pixel, tiled with
     linear weights whose zero margin (overlap // 4) covers that, stitches
     to exactly its output on the whole image at the inference mpp; a
@@ -119,7 +132,8 @@ def test_stitched_equals_whole_image_inference(tmp_path, toy_checkpoint,
     image, _ = synthetic_slide(150, 230, seed=2, tissue_fraction=0.9)
     path = str(tmp_path / 'small.tif')
     write_pyramidal_tiff(path, image, mpp=0.5, levels=1, tile=64)
-    options = dict(cfg_options={'model.backbone.num_convs': num_convs})
+    options = dict(cfg_options={'model.backbone.num_convs': num_convs,
+                                **(BINARY if binary else {})})
     if num_convs == 2:
         options = dict(checkpoint=toy_checkpoint)
     seg = WSISegmenter(TOY_CONFIG, device='cpu', mpp=mpp, tile=tile,
@@ -129,8 +143,9 @@ def test_stitched_equals_whole_image_inference(tmp_path, toy_checkpoint,
     with open_slide(path) as wsi:
         view = SlideView(wsi, mpp)
         image = view.read(0, 0, view.width, view.height)
-    np.testing.assert_array_equal(
-        read_labels(result.label_map), whole_image_labels(seg.model, image))
+    labels = read_labels(result.label_map)
+    np.testing.assert_array_equal(labels, whole_image_labels(seg.model, image))
+    assert len(np.unique(labels)) > 1
     if num_convs == 2 and blend == 'linear':
         # Without overlap the tiles' borders see zero padding instead of
         # their neighbours, and the result differs: the test has teeth.
@@ -339,6 +354,15 @@ def test_bad_inputs_fail_with_one_line(tmp_path, toy_checkpoint):
         segmenter(toy_checkpoint, mpp=0.5)(
             str(good), str(tmp_path / 'o'),
             annotation=str(tmp_path / 'square.npy'))
+    wrong = tmp_path / 'wrong.pth'
+    model, _ = init_segmentor(TOY_CONFIG,
+                              cfg_options={'model.decode_head.num_classes': 3})
+    torch.save(dict(state_dict=model.state_dict()), wrong)
+    with pytest.raises(ConfigError, match='does not fit the model of the '
+                       'config: size mismatch for decode_head.conv_seg'):
+        segmenter(str(wrong))
+    with pytest.raises(ConfigError, match='cannot read checkpoint'):
+        segmenter(str(not_slide))
     # From the command line: exit status 2 and one line, no traceback.
     result = run_tool('tools/infer_wsi.py', TOY_CONFIG, toy_checkpoint,
                       no_mpp, '--out', tmp_path / 'cli')
@@ -361,10 +385,23 @@ def test_resampled_reads_agree_with_one_whole_read(slide):
                 0, view.height - h)
             np.testing.assert_array_equal(view.read(x, y, w, h),
                                           whole[y:y + h, x:x + w])
+        # The same triangle filter as Pillow's antialiased bilinear, up to
+        # Pillow's 8-bit intermediate rounding; at the border the view
+        # takes white glass beyond the slide where Pillow narrows the filter.
+        from PIL import Image
+        level0 = wsi.read(0, 0, 0, 1152, 512)
+        pil = np.asarray(Image.fromarray(level0).resize(
+            (view.width, view.height), Image.BILINEAR)).astype(int)
+        assert np.abs(pil - whole)[2:-2, 2:-2].max() <= 1
         exact = SlideView(wsi, mpp=0.5)
         assert not exact.resampled and exact.level == 1
         thumb = exact.coarser(16)
         assert (thumb.width, thumb.height) == (36, 16)
+        # Within the tolerance a level is used as it is, with its own mpp.
+        near = SlideView(wsi, mpp=0.26)
+        assert not near.resampled and (near.mpp_x, near.width) == (0.25,
+                                                                    1152)
+        assert SlideView(wsi, mpp=0.27).resampled
 
 
 def test_ome_tiff_pyramid_with_physical_size(tmp_path):
@@ -418,6 +455,13 @@ def test_bfloat16_autocast_on_cpu(tmp_path, toy_checkpoint):
     assert runs[1].report['amp'] is True
     # bfloat16 keeps 8 bits of mantissa: near-ties flip, the rest agrees.
     assert 0 < (fp32 != bf16).mean() < 0.1
+
+
+def test_channel_argmax_is_argmax_with_its_ties():
+    from mmimb.apis.tiling import channel_argmax
+    x = torch.randint(0, 3, (5, 40, 30)).float()  # many ties
+    np.testing.assert_array_equal(channel_argmax(x).numpy(),
+                                  x.argmax(0).numpy())
 
 
 def test_stitcher_blends_exactly_and_bounds_its_state():

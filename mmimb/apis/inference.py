@@ -11,6 +11,7 @@ requested mpp, which stands for the pipeline's resizing.
 import contextlib
 import hashlib
 import os.path as osp
+import re
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -68,7 +69,8 @@ def init_segmentor(config: Union[str, Config],
         ConfigError: For a missing config or checkpoint, a config that is not
             an MMSegmentation one, or a checkpoint that does not fit it.
     """
-    from mmengine.runner import load_checkpoint
+    from mmengine.runner import CheckpointLoader
+    from mmengine.runner.checkpoint import load_state_dict
     from mmseg.apis import init_model
     import mmimb  # noqa: F401  (registers mmimb's components)
 
@@ -101,21 +103,30 @@ def init_segmentor(config: Union[str, Config],
         if not osp.isfile(checkpoint):
             raise ConfigError(f'checkpoint {checkpoint!r} does not exist')
         try:
-            ckpt = load_checkpoint(
-                model, checkpoint, map_location='cpu', strict=True,
-                logger='silent')
+            ckpt = CheckpointLoader.load_checkpoint(
+                checkpoint, 'cpu', logger='silent')
         except Exception as e:
+            raise ConfigError(f'cannot read checkpoint {checkpoint}: '
+                              f'{type(e).__name__}: '
+                              f'{str(e).splitlines()[0][:200]}')
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
+            else None
+        if not isinstance(state, dict):
+            raise ConfigError(f'checkpoint {checkpoint} holds no state dict')
+        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+        try:
+            load_state_dict(model, state, strict=True, logger='silent')
+        except RuntimeError as e:
             lines = [line.strip() for line in str(e).splitlines()
                      if line.strip()]
             raise ConfigError(
                 f'checkpoint {checkpoint} does not fit the model of the '
-                f'config: {"; ".join(lines)[:400]}')
+                f'config: {"; ".join(lines[1:] or lines)[:400]}')
         meta = (ckpt.get('meta') or {}).get('dataset_meta')
     names = (meta or {}).get('classes')
-    if not names:
-        loader = cfg.get('test_dataloader') or {}
-        names = dataset_classes(loader.get('dataset') or {}, DATASETS, scope) \
-            if loader else None
+    loader = cfg.get('test_dataloader') or {}
+    if not names and loader.get('dataset'):
+        names = dataset_classes(loader['dataset'], DATASETS, scope)
         if names:
             meta = dict(meta or {}, classes=tuple(names))
     model.to(device)

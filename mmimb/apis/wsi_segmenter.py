@@ -180,6 +180,10 @@ class WSISegmenter:
             self.model, self.meta = init_segmentor(model, checkpoint,
                                                    self.device, cfg_options)
         self.num_classes, self.channels = num_classes_of(self.model)
+        if self.num_classes > 255:
+            raise ConfigError(
+                f'the model has {self.num_classes} classes; the uint8 label '
+                'map holds at most 255 (255 marks no tissue)')
         self.threshold = float(
             getattr(self.model.decode_head, 'threshold', None) or 0.5)
         self.mpp, self.tile, self.overlap = mpp, tile, overlap
