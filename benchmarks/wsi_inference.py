@@ -1,11 +1,12 @@
 """Overhead of the whole-slide pipeline over the model's plain batched
 inference on the same tiles, measured side by side.
 
-    python benchmarks/wsi_inference.py [--config configs/dfa/dfa_tiny_synthetic.py]
-        [--size 2048 3072] [--mpp 0.5] [--tile 512] [--overlap 64]
+    python benchmarks/wsi_inference.py [--config CONFIG] [--size 2048 3072]
+        [--mpp 0.5] [--tile 512] [--overlap 64]
         [--batch-size 4] [--repeat 3] [--device cpu|cuda] [--amp]
 
-A generated slide (tissue pieces on glass, ``--size`` pixels at ``--mpp``,
+CONFIG defaults to configs/dfa/dfa_tiny_synthetic.py. A generated slide
+(tissue pieces on glass, ``--size`` pixels at ``--mpp``,
 two levels, deflate-compressed pyramidal TIFF) is segmented by the model of
 ``--config`` with random weights:
 

@@ -175,7 +175,8 @@ def predict_logits(model, inputs: Sequence[torch.Tensor],
 
     Args:
         model: An MMSegmentation segmentor in eval mode.
-        inputs: Equal-size uint8 BGR (3, H, W) tensors (:func:`tiles_to_inputs`).
+        inputs: Equal-size uint8 BGR (3, H, W) tensors
+            (:func:`tiles_to_inputs`).
         amp: Autocast (float16 on a GPU, bfloat16 on the CPU).
     """
     from mmseg.structures import SegDataSample

@@ -542,6 +542,7 @@ def resample_taps(start: int, count: int,
     taps = 2 * math.ceil(scale) + 1
     first = np.floor(centres - scale).astype(np.int64)
     index = first[:, None] + np.arange(taps)
-    weight = np.maximum(0.0, 1 - np.abs(index + 0.5 - centres[:, None]) / scale)
+    weight = np.maximum(0.0,
+                        1 - np.abs(index + 0.5 - centres[:, None]) / scale)
     weight /= weight.sum(1, keepdims=True)
     return index, weight.astype(np.float32)

@@ -57,8 +57,8 @@ def synthetic_slide(height: int,
         [yy, height - 1 - yy, xx, width - 1 - xx]) / (0.08 * size)
     field -= 3 * np.clip(1 - border, 0, 1)
     tissue = field > np.quantile(field, 1 - tissue_fraction)
-    glass = _GLASS + 3 * rng.standard_normal((height, width, 3),
-                                              dtype=np.float32)
+    glass = _GLASS + 3 * rng.standard_normal(
+        (height, width, 3), dtype=np.float32)
     image = np.where(tissue[..., None], image,
                      np.clip(glass, 0, 255).astype(np.uint8))
     labels[~tissue] = IGNORE_INDEX
