@@ -183,6 +183,39 @@ def test_background_is_skipped(slide, toy_checkpoint, tmp_path):
         tissue.sum() * 0.25e-6)
 
 
+@pytest.mark.parametrize('test_cfg', [None, dict(mode='slide',
+                                                  crop_size=(32, 32),
+                                                  stride=(24, 24))])
+def test_dfa_segmentor_on_a_slide(tmp_path, test_cfg):
+    """Any mmseg segmentor, here DFAHead on MiT, in mmseg's whole-image and
+    sliding-window test modes, gives a label map of the slide's size."""
+    torch.manual_seed(0)
+    image, _ = synthetic_slide(384, 512, seed=1, tissue_fraction=0.6)
+    path = str(tmp_path / 'slide.tif')
+    write_pyramidal_tiff(path, image, mpp=0.5, levels=1)
+    seg = WSISegmenter(
+        str(TEST_DATA / 'configs' / 'tiny_dfa_synthetic.py'), device='cpu',
+        mpp=0.5, tile=64, overlap=16, batch_size=4, progress=False,
+        cfg_options=test_cfg and {'model.test_cfg': test_cfg})
+    assert type(seg.model.decode_head).__name__ == 'DFAHead'
+    report = seg(path, str(tmp_path / 'out')).report
+    labels = read_labels(report['label_map'])
+    assert labels.shape == (384, 512)
+    assert set(np.unique(labels)) <= set(range(seg.num_classes)) | {255}
+    assert report['tiles']['inferred'] == report['tiles']['tissue'] > 0
+
+
+def test_a_slide_without_tissue_warns(toy_checkpoint, tmp_path):
+    """An empty label map is not passed off as a result: glass only."""
+    glass = np.full((256, 256, 3), 242, np.uint8)
+    path = str(tmp_path / 'glass.tif')
+    write_pyramidal_tiff(path, glass, mpp=0.5, levels=1)
+    seg = segmenter(toy_checkpoint, mpp=0.5, tile=64, overlap=16)
+    with pytest.warns(UserWarning, match='no tissue found'):
+        report = seg(path, str(tmp_path / 'out')).report
+    assert report['tiles']['tissue'] == 0
+
+
 def test_tissue_detection_on_a_thumbnail():
     image, labels = synthetic_slide(256, 384, seed=3, tissue_fraction=0.4)
     found = detect_tissue(image, mpp=2.0).mask

@@ -17,6 +17,7 @@ import os
 import os.path as osp
 import shutil
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
@@ -295,6 +296,13 @@ class WSISegmenter:
                     np.ones(thumbnail.shape[:2], bool), method='none')
             grid = TileGrid(view.height, view.width, self.tile, self.overlap)
             processed = _tissue_tiles(grid, tissue.mask, factor)
+            if not processed.any():
+                warnings.warn(
+                    f'{slide}: no tissue found on the {thumb_view.mpp_x:.3g} '
+                    f'um/px thumbnail (saturation threshold '
+                    f'{tissue.threshold:.0f}), so no tile is segmented and '
+                    'the label map is empty; pass --tissue none (tissue=\'none\''
+                    ') to segment every tile')
             settings = self._settings(wsi, view, mpp_slide)
             folder = self._state_folder(out_dir, stem, settings, restart)
             annotation_mask = None
