@@ -183,9 +183,10 @@ def test_background_is_skipped(slide, toy_checkpoint, tmp_path):
         tissue.sum() * 0.25e-6)
 
 
-@pytest.mark.parametrize('test_cfg', [None, dict(mode='slide',
-                                                  crop_size=(32, 32),
-                                                  stride=(24, 24))])
+SLIDE_MODE = dict(mode='slide', crop_size=(32, 32), stride=(24, 24))
+
+
+@pytest.mark.parametrize('test_cfg', [None, SLIDE_MODE])
 def test_dfa_segmentor_on_a_slide(tmp_path, test_cfg):
     """Any mmseg segmentor, here DFAHead on MiT, in mmseg's whole-image and
     sliding-window test modes, gives a label map of the slide's size."""

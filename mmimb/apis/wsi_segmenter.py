@@ -301,8 +301,8 @@ class WSISegmenter:
                     f'{slide}: no tissue found on the {thumb_view.mpp_x:.3g} '
                     f'um/px thumbnail (saturation threshold '
                     f'{tissue.threshold:.0f}), so no tile is segmented and '
-                    'the label map is empty; pass --tissue none (tissue=\'none\''
-                    ') to segment every tile')
+                    'the label map is empty; pass --tissue none '
+                    "(tissue='none') to segment every tile")
             settings = self._settings(wsi, view, mpp_slide)
             folder = self._state_folder(out_dir, stem, settings, restart)
             annotation_mask = None
