@@ -154,6 +154,40 @@ def test_channels_last_hook_converts_weights_and_inputs():
     assert model.data_preprocessor(dict(inputs=flat))['inputs'] is flat
 
 
+class FlatNet(torch.nn.Module):
+    """No 4-D weights; flattens its 4-D input with ``view``."""
+
+    def __init__(self):
+        super().__init__()
+        self.data_preprocessor = torch.nn.Identity()
+        self.fc = torch.nn.Linear(3 * 4 * 4, 2)
+
+    def forward(self, x):
+        return self.fc(x.view(len(x), -1))
+
+
+def test_channels_last_hook_leaves_models_without_4d_weights(monkeypatch):
+    from mmimb.engine.hooks import channels_last_hook
+    messages = []
+    monkeypatch.setattr(channels_last_hook, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    model = FlatNet()
+    ChannelsLastHook().before_run(SimpleNamespace(model=model))
+    inputs = model.data_preprocessor(dict(inputs=torch.randn(2, 3, 4, 4)))
+    assert model(inputs['inputs']).shape == (2, 2)
+    assert len(messages) == 1 and 'no 4-D weights' in messages[0]
+
+
+def test_channels_last_hook_skips_5d_weights():
+    model = TinyConvNet()
+    model.conv3d = torch.nn.Conv3d(1, 2, 3)
+    ChannelsLastHook().before_run(SimpleNamespace(model=model))
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.conv3d.weight.is_contiguous()
+    out = model.conv3d(torch.randn(1, 1, 4, 4, 4))
+    assert out.shape == (1, 2, 2, 2, 2)
+
+
 @pytest.mark.parametrize('config, scope', [
     ('tiny_cifar_lt_ccar.py', 'cls'),
     ('tiny_seg_synthetic.py', 'seg'),
