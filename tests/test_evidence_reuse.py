@@ -176,3 +176,20 @@ def test_csba_sweep_refuses_another_conflict_interval(tmp_path):
         script.train_one(args, 'plain', 0)
     write(path, dict(script.settings(args), method='plain', seed=0))
     assert script.train_one(args, 'plain', 0)['rare'] == 3
+
+
+def test_ccar_sweep_refuses_bf16_runs_on_a_cpu_without_bf16(
+        ccar, monkeypatch):
+    import torch
+
+    from mmimb.engine import optimizers
+    script, sweep, path = ccar
+    monkeypatch.setattr(optimizers, 'cpu_bf16_support',
+                        lambda: (False, 'the CPU (x86_64) lists none'))
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(SystemExit, match='lists none, so the CPU schedule '
+                       'trains in fp32, not bf16; give --fp32'):
+        sweep()
+    write(path.parents[1].parent / 'ce-fp32' / 'seed0' / 'metrics.json',
+          ccar_record(test_every=1, precision='fp32'))
+    sweep('--fp32')

@@ -372,6 +372,16 @@ def sweep(args) -> dict:
         sys.exit(f'error: {args.data_root}/train does not exist; extract the '
                  'JPEG release first, e.g. mkdir -p data && tar xzf '
                  '../shared/data/cifar10-jpg.tar.gz -C data/')
+    if not args.fp32:
+        import torch
+
+        from mmimb.engine.optimizers import cpu_bf16_support
+        supported, reason = cpu_bf16_support()
+        if not (supported or torch.cuda.is_available()):
+            # CPUAmpOptimWrapper would train in fp32, and the records and
+            # the bf16 - fp32 rows would call that bf16.
+            sys.exit(f'error: {reason}, so the CPU schedule trains in fp32, '
+                     'not bf16; give --fp32')
     work = Path(args.work_dir)
     # Refuse runs of other settings (of either precision) before training,
     # not hours later when tabling.
