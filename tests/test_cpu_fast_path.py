@@ -125,6 +125,15 @@ def test_enable_amp_without_bf16_keeps_fp32_with_one_line(monkeypatch):
 def test_enable_amp_refuses_other_wrappers():
     with pytest.raises(launch.ConfigError, match="'ZeroRedundancy"):
         launch.enable_amp(_amp_config('ZeroRedundancyOptimizer'))
+    with pytest.raises(launch.ConfigError, match='no optim_wrapper'):
+        launch.enable_amp(Config(dict()))
+    several = Config(dict(optim_wrapper=dict(
+        constructor='MultiOptimWrapperConstructor',
+        generator=_amp_config().optim_wrapper,
+        discriminator=_amp_config().optim_wrapper)))
+    with pytest.raises(launch.ConfigError, match='holds no optimizer but '
+                       'constructor, generator, discriminator; for several'):
+        launch.enable_amp(several)
 
 
 class TinyConvNet(torch.nn.Module):
