@@ -125,6 +125,15 @@ def test_enable_amp_without_bf16_keeps_fp32_with_one_line(monkeypatch):
 def test_enable_amp_refuses_other_wrappers():
     with pytest.raises(launch.ConfigError, match="'ZeroRedundancy"):
         launch.enable_amp(_amp_config('ZeroRedundancyOptimizer'))
+    with pytest.raises(launch.ConfigError, match='no optim_wrapper'):
+        launch.enable_amp(Config(dict()))
+    several = Config(dict(optim_wrapper=dict(
+        constructor='MultiOptimWrapperConstructor',
+        generator=_amp_config().optim_wrapper,
+        discriminator=_amp_config().optim_wrapper)))
+    with pytest.raises(launch.ConfigError, match='holds no optimizer but '
+                       'constructor, generator, discriminator; for several'):
+        launch.enable_amp(several)
 
 
 class TinyConvNet(torch.nn.Module):
@@ -152,6 +161,40 @@ def test_channels_last_hook_converts_weights_and_inputs():
     # Anything that is not a 4-D batch passes unchanged.
     flat = torch.randn(2, 5)
     assert model.data_preprocessor(dict(inputs=flat))['inputs'] is flat
+
+
+class FlatNet(torch.nn.Module):
+    """No 4-D weights; flattens its 4-D input with ``view``."""
+
+    def __init__(self):
+        super().__init__()
+        self.data_preprocessor = torch.nn.Identity()
+        self.fc = torch.nn.Linear(3 * 4 * 4, 2)
+
+    def forward(self, x):
+        return self.fc(x.view(len(x), -1))
+
+
+def test_channels_last_hook_leaves_models_without_4d_weights(monkeypatch):
+    from mmimb.engine.hooks import channels_last_hook
+    messages = []
+    monkeypatch.setattr(channels_last_hook, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    model = FlatNet()
+    ChannelsLastHook().before_run(SimpleNamespace(model=model))
+    inputs = model.data_preprocessor(dict(inputs=torch.randn(2, 3, 4, 4)))
+    assert model(inputs['inputs']).shape == (2, 2)
+    assert len(messages) == 1 and 'no 4-D weights' in messages[0]
+
+
+def test_channels_last_hook_skips_5d_weights():
+    model = TinyConvNet()
+    model.conv3d = torch.nn.Conv3d(1, 2, 3)
+    ChannelsLastHook().before_run(SimpleNamespace(model=model))
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.conv3d.weight.is_contiguous()
+    out = model.conv3d(torch.randn(1, 1, 4, 4, 4))
+    assert out.shape == (1, 2, 2, 2, 2)
 
 
 @pytest.mark.parametrize('config, scope', [

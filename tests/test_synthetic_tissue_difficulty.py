@@ -60,6 +60,20 @@ def test_calibration_reaches_the_target():
         calibrate_difficulty(PAIR, {'b': 0.7})
 
 
+def test_calibration_refuses_a_target_it_does_not_meet():
+    # The overlap is a test error: it moves in steps (here about 0.001),
+    # so a tolerance below a step is not met; the returned setting is
+    # checked, not the bisection's last point.
+    with pytest.raises(ValueError, match=r"'b' gets overlap 0\.1.* outside "
+                       r'the tolerance 1e-06'):
+        calibrate_difficulty(PAIR, {'b': 0.15}, tolerance=1e-6, img_size=64)
+    # Looks that overlap already at difficulty 0: no setting lowers it.
+    close = [PAIR[0], dict(PAIR[1], color=PAIR[0]['color'], dots=0.02)]
+    with pytest.raises(ValueError, match="'b' has overlap 0.* already at "
+                       'difficulty 0, above the target 0.01'):
+        calibrate_difficulty(close, {'b': 0.01}, img_size=64)
+
+
 @pytest.mark.parametrize('name', ['synthetic_tissue_crossed.py',
                                   'synthetic_tissue_crossed_balanced.py',
                                   'synthetic_tissue_crossed_rare.py'])
@@ -95,3 +109,26 @@ def test_crossed_benchmark_has_its_documented_difficulties(name):
     if 'rare' in name:
         assert [freq[c] for c in ('lymphocytes', 'necrosis', 'mucin')] == \
             pytest.approx([0.015] * 3)
+
+
+CROSSED = str(ROOT / 'configs/_base_/datasets/synthetic_tissue_crossed.py')
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['nope.py'], "config file 'nope.py' does not exist"),
+    ([CROSSED, '--patches', '0'], 'patch=0; expected a square side of'),
+    ([CROSSED, '--patches', '20'], 'cannot hold a whole 20 px square'),
+    ([CROSSED, '--split', 'val', '--cfg-options', 'val_dataloader=None'],
+     'val_dataloader.dataset is None, not a SyntheticTissueDataset'),
+])
+def test_difficulty_tool_refuses_bad_input_in_one_line(capsys, argv, message):
+    import importlib.util
+    path = ROOT / 'tools/analysis_tools/synthetic_tissue_difficulty.py'
+    spec = importlib.util.spec_from_file_location('difficulty_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit) as exit_:
+        tool.run_cli(lambda: tool.main(argv))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err
+    assert err.count('\n') == 1 and 'Traceback' not in err

@@ -80,11 +80,14 @@ def appearance_overlap(generator: TissueGenerator,
         test error between classes i and j), with NaN on the diagonal.
 
     Raises:
-        ValueError: If a class's stripe (``img_size // C`` px) cannot hold a
-            whole square.
+        ValueError: If ``patch`` is below 1, or a class's stripe
+            (``img_size // C`` px) cannot hold a whole square.
     """
     size, num = generator.img_size, len(generator.specs)
     width = size // num
+    if patch < 1:
+        raise ValueError(f'appearance_overlap: patch={patch}; expected a '
+                         'square side of at least 1 px')
     if width < 2 * patch - 1:
         raise ValueError(
             f'appearance_overlap: stripes of {width} px ({num} classes in '
@@ -161,11 +164,16 @@ def calibrate_difficulty(class_specs: Sequence[dict],
             return appearance_overlap(generator, patch)[k, confuser]
 
         low, high = 0.0, 1.0
-        if overlap_at(high) < target - tolerance:
+        reached = overlap_at(high)
+        if reached < target - tolerance:
             raise ValueError(
                 f'calibrate_difficulty: {name!r} reaches only overlap '
-                f'{overlap_at(high):.3f} at difficulty 1, below the target '
-                f'{target}')
+                f'{reached:.3f} at difficulty 1, below the target {target}')
+        start = overlap_at(low)
+        if start > target + tolerance:
+            raise ValueError(
+                f'calibrate_difficulty: {name!r} has overlap {start:.3f} '
+                f'already at difficulty 0, above the target {target}')
         d = 0.5
         for _ in range(20):
             d = (low + high) / 2
@@ -173,7 +181,17 @@ def calibrate_difficulty(class_specs: Sequence[dict],
             if abs(got - target) <= tolerance:
                 break
             low, high = (d, high) if got < target else (low, d)
-        specs[k]['difficulty'] = round(d, 3)
+        # The setting is stored rounded; it, not the bisection's last
+        # point, must meet the target. The overlap, a test error, moves in
+        # steps, so a tolerance below a step may not be met.
+        d = round(d, 3)
+        got = overlap_at(d)
+        if abs(got - target) > tolerance:
+            raise ValueError(
+                f'calibrate_difficulty: {name!r} gets overlap {got:.4f} at '
+                f'difficulty {d}, the nearest found to the target {target}, '
+                f'outside the tolerance {tolerance}; give a larger '
+                'tolerance')
     return specs
 
 

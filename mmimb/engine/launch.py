@@ -101,11 +101,21 @@ def enable_amp(cfg: Config) -> None:
     line saying so.
 
     Raises:
-        ConfigError: With a wrapper other than OptimWrapper.
+        ConfigError: Without an ``optim_wrapper``, with one that holds no
+            ``optimizer`` (several wrappers, as for
+            ``MultiOptimWrapperConstructor``), or with a wrapper other than
+            OptimWrapper.
     """
     import torch
 
     from .optimizers.cpu_amp_optim_wrapper import cpu_bf16_support
+    if not cfg.get('optim_wrapper'):
+        raise ConfigError('--amp: the config has no optim_wrapper')
+    if 'optimizer' not in cfg.optim_wrapper:
+        raise ConfigError(
+            '--amp: optim_wrapper holds no optimizer but '
+            f'{", ".join(map(str, cfg.optim_wrapper))}; for several '
+            "wrappers set each one's type in the config instead")
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
         return

@@ -13,6 +13,7 @@ first sets the named classes' difficulty so that their 8x8 overlap with
 their confuser is the target, and prints the settings to put in the config.
 """
 import argparse
+import os.path as osp
 
 from mmengine.config import Config, DictAction
 
@@ -44,25 +45,28 @@ def main(argv=None) -> None:
                         default=[], metavar='CLASS=OVERLAP')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        raise ConfigError(f'config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    dataset = cfg[f'{args.split}_dataloader'].dataset
+    dataset = (cfg.get(f'{args.split}_dataloader') or {}).get('dataset', {})
     if dataset.get('type') != 'SyntheticTissueDataset':
         raise ConfigError(f'{args.config}: {args.split}_dataloader.dataset '
                           f'is {dataset.get("type")!r}, not a '
                           'SyntheticTissueDataset')
     kwargs = {k: dataset[k] for k in GENERATOR_ARGS if k in dataset}
     specs = list(dataset.get('class_specs') or TissueGenerator().specs)
-    if args.calibrate:
-        try:
+    try:
+        if args.calibrate:
             specs = calibrate_difficulty(specs, dict(args.calibrate),
                                          **kwargs)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        print('calibrated difficulty settings: ' + ', '.join(
-            f"{s['name']}={s['difficulty']}" for s in specs))
-    print(overlap_table(TissueGenerator(specs, **kwargs), args.patches))
+            print('calibrated difficulty settings: ' + ', '.join(
+                f"{s['name']}={s['difficulty']}" for s in specs))
+        table = overlap_table(TissueGenerator(specs, **kwargs), args.patches)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    print(table)
 
 
 if __name__ == '__main__':

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # this script.
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from sweep import Run, add_sweep_args, apply_schedule  # noqa: E402
-from sweep import run_all, sweep_env  # noqa: E402
+from sweep import check_reuse, run_all, sweep_env  # noqa: E402
 METHODS = ('ce', 'la', 'bs', 'ccar', 'ccar-la', 'ccar-bs', 'ccar-fmax')
 LABELS = {
     'ce': 'CE',
@@ -136,6 +136,8 @@ def run_single(args) -> None:
         threads=torch.get_num_threads(),
         precision='fp32' if args.fp32 else 'bf16',
         train_size=len(runner.train_dataloader.dataset),
+        imbalance_factor=args.imbalance_factor,
+        test_every=args.test_every,
         train_seconds=train_s,
         train_cpu_seconds=train_cpu,
         test_seconds=test_s,
@@ -283,6 +285,55 @@ def table(results: dict, args) -> str:
     return '\n'.join(lines)
 
 
+def settings(args, fp32: bool) -> dict:
+    """What a finished run must share with this sweep to be reused."""
+    from mmengine.config import Config
+
+    from mmimb.datasets import long_tailed_counts
+    iters = args.iters or Config.fromfile(str(SCHEDULE)).cpu_iters
+    return dict(
+        imbalance_factor=args.imbalance_factor,
+        train_size=sum(long_tailed_counts(5000, args.imbalance_factor, 10)),
+        iters=iters,
+        test_every=args.test_every,
+        precision='fp32' if fp32 else 'bf16')
+
+
+def dumped_test_every(path: Path, record: dict):
+    """``test_every`` of a record written before it was stored, read from
+    the test indices of the config its training dumped beside it (None if
+    there is no dump)."""
+    from mmengine.config import Config
+    folder = path.parent
+    if record.get('reused_from'):
+        folder = run_dir(folder.parent.parent, record['reused_from'],
+                         record['seed'],
+                         folder.parent.name.endswith(FP32_SUFFIX))
+    dumps = sorted(folder.glob('resnet32_cifar10-lt-if*.py'))
+    if not dumps:
+        return None
+    indices = Config.fromfile(str(dumps[-1])).test_dataloader.dataset.get(
+        'indices')
+    return indices[1] - indices[0] if indices else 1
+
+
+def finished(path: Path, args, fp32: bool):
+    """The record of a finished run at ``path`` (None if there is none);
+    stops the sweep if it was made with other settings."""
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    expected = settings(args, fp32)
+    check_reuse(str(path), record, expected)
+    if 'test_every' not in record:
+        test_every = dumped_test_every(path, record)
+        check_reuse(str(path), dict(
+            test_every='unknown (no config dump beside it)'
+            if test_every is None else test_every),
+            dict(test_every=expected['test_every']))
+    return record
+
+
 def collect(args) -> dict:
     """Finished runs of the sweep's methods, and of their fp32 twins."""
     results = {}
@@ -290,10 +341,11 @@ def collect(args) -> dict:
         for fp32 in (False, True):
             runs = []
             for seed in args.seeds:
-                path = run_dir(Path(args.work_dir), method, seed,
-                               fp32) / 'metrics.json'
-                if path.is_file():
-                    runs.append(json.loads(path.read_text()))
+                record = finished(
+                    run_dir(Path(args.work_dir), method, seed, fp32) /
+                    'metrics.json', args, fp32)
+                if record is not None:
+                    runs.append(record)
             if runs:
                 results[method + FP32_SUFFIX * fp32] = runs
     return results
@@ -328,13 +380,26 @@ def sweep(args) -> dict:
         sys.exit(f'error: {args.data_root}/train does not exist; extract the '
                  'JPEG release first, e.g. mkdir -p data && tar xzf '
                  '../shared/data/cifar10-jpg.tar.gz -C data/')
+    if not args.fp32:
+        import torch
+
+        from mmimb.engine.optimizers import cpu_bf16_support
+        supported, reason = cpu_bf16_support()
+        if not (supported or torch.cuda.is_available()):
+            # CPUAmpOptimWrapper would train in fp32, and the records and
+            # the bf16 - fp32 rows would call that bf16.
+            sys.exit(f'error: {reason}, so the CPU schedule trains in fp32, '
+                     'not bf16; give --fp32')
     work = Path(args.work_dir)
+    # Refuse runs of other settings (of either precision) before training,
+    # not hours later when tabling.
+    collect(args)
     runs, reuse = [], []
     for method in args.methods:
         twin = None if args.no_reuse else same_training(method, args)
         for seed in args.seeds:
             folder = run_dir(work, method, seed, args.fp32)
-            if (folder / 'metrics.json').is_file():
+            if finished(folder / 'metrics.json', args, args.fp32):
                 print(f'{method} seed {seed}: done before, kept')
             elif twin:
                 reuse.append((method, twin, seed))

@@ -59,7 +59,7 @@ from mmimb.analysis import (class_gradients, conflict_with_rest,  # noqa: E402
                             cosine_from_gram, summarize)
 from mmimb.engine.launch import build_runner  # noqa: E402
 from mmimb.models.layers import attention_statistics  # noqa: E402
-from sweep import apply_schedule  # noqa: E402
+from sweep import apply_schedule, check_reuse  # noqa: E402
 
 METHODS = ('plain', 'multi-branch', 'csba')
 # The CSBA abstract (arXiv 2606.05740), CIFAR-10-LT; its baseline network
@@ -250,6 +250,19 @@ class ConflictProbe(Hook):
                     k * c for k, _, c in self.attention) / n)
 
 
+def settings(args) -> dict:
+    """What a finished run must share with this sweep to be reused."""
+    iters = 4 if args.tiny else (args.iters
+                                 or Config.fromfile(args.schedule).cpu_iters)
+    return json.loads(json.dumps(dict(
+        ccar=args.ccar, imbalance=args.imbalance, tiny=args.tiny, iters=iters,
+        schedule=osp.relpath(osp.abspath(args.schedule), ROOT),
+        test_every=100 if args.tiny else args.test_every,
+        probe_per_class=4 if args.tiny else args.probe_per_class,
+        conflict_interval=2 if args.tiny else args.conflict_interval,
+        rare=args.rare, cfg_options=args.cfg_options), default=str))
+
+
 def train_one(args, method: str, seed: int) -> Dict:
     """Train and evaluate one (method, seed) in a child process, unless its
     ``run.json`` exists; return that record."""
@@ -268,7 +281,9 @@ def train_one(args, method: str, seed: int) -> Dict:
             sys.exit(f'error: {method} seed {seed} failed (exit '
                      f'{child.exitcode}); its log is under {run_dir}')
     with open(done) as f:
-        return json.load(f)
+        record = json.load(f)
+    check_reuse(done, record, settings(args))
+    return record
 
 
 def _train_in_child(args, method: str, seed: int, run_dir: str,
@@ -289,8 +304,7 @@ def _train_in_child(args, method: str, seed: int, run_dir: str,
     runner.train()
     metrics = {k.split('/')[-1]: v for k, v in probe.metrics.items()}
     result = dict(
-        method=method, ccar=args.ccar, seed=seed,
-        imbalance=args.imbalance, tiny=args.tiny,
+        method=method, seed=seed, **settings(args),
         params=sum(p.numel() for p in runner.model.parameters()),
         train_counts=counts.tolist(), rare_classes=rare,
         metrics={k: metrics.get(k) for k in METRICS},

@@ -45,7 +45,8 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path[:0] = [ROOT, osp.dirname(osp.abspath(__file__))]
 
-from sweep import Run, add_sweep_args, run_all, sweep_env  # noqa: E402
+from sweep import (Run, add_sweep_args, check_reuse, run_all,  # noqa: E402
+                   sweep_env)
 
 MODES = ('none', 'fixed', 'learned', 'anchored')
 RARE = 0.1
@@ -136,11 +137,47 @@ def run_single(args) -> None:
             os.remove(checkpoint)
     result = dict(mode=args.mode, seed=args.seed, classes=scores['classes'],
                   curve=curve, train_seconds=train_seconds,
-                  threads=torch.get_num_threads())
+                  threads=torch.get_num_threads(), **settings(args))
     tmp = osp.join(work, 'result.json.tmp')
     with open(tmp, 'w') as f:
         json.dump(result, f, indent=1)
     os.replace(tmp, osp.join(work, 'result.json'))
+
+
+def settings(args) -> dict:
+    """What a finished run must share with this sweep to be reused."""
+    return dict(config=args.config, iters=args.iters,
+                curve_every=args.curve_every,
+                cfg_options=list(args.cfg_options))
+
+
+def finished(args, mode: str, seed: int) -> Optional[dict]:
+    """The result of a finished (mode, seed) run, None if there is none;
+    stops the sweep if it was made with other settings. Results written
+    before the settings were stored are checked on their curve's
+    iterations."""
+    path = osp.join(run_dir(args, mode, seed), 'result.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        result = json.load(f)
+    record = dict(result, curve_points=[c['iter'] for c in result['curve']])
+    if 'config' not in result:
+        # The runner dumped the config it trained beside the result, under
+        # the config's file name.
+        dumps = sorted(f for f in os.listdir(osp.dirname(path))
+                       if f.endswith('.py'))
+        record['config'] = args.config \
+            if osp.basename(args.config) in dumps else \
+            ', '.join(dumps) or 'unknown (no config dump beside it)'
+        if args.cfg_options:
+            print(f'warning: {path} was written before the settings were '
+                  'stored; its --cfg-options cannot be checked', flush=True)
+    check_reuse(path, record,
+                dict(settings(args),
+                     curve_points=curve_points(args.iters,
+                                               args.curve_every)))
+    return result
 
 
 def single_command(args, mode: str, seed: int) -> List[str]:
@@ -353,16 +390,11 @@ def main(argv: Optional[List[str]] = None) -> Optional[str]:
         Run(f'{mode} seed {seed}', single_command(args, mode, seed),
             osp.join(run_dir(args, mode, seed), 'train.out'))
         for mode in args.modes for seed in args.seeds
-        if not osp.isfile(osp.join(run_dir(args, mode, seed), 'result.json'))
+        if finished(args, mode, seed) is None
     ]
     run_all(runs, args.jobs, sweep_env(args.threads, PYTHONPATH=ROOT), ROOT)
-    results = {}
-    for mode in args.modes:
-        results[mode] = []
-        for seed in args.seeds:
-            with open(osp.join(run_dir(args, mode, seed),
-                               'result.json')) as f:
-                results[mode].append(json.load(f))
+    results = {mode: [finished(args, mode, seed) for seed in args.seeds]
+               for mode in args.modes}
     summary = summarise(
         results, dataset_statistics(osp.join(ROOT, args.config),
                                     args.cfg_options))

@@ -103,3 +103,19 @@ def apply_schedule(cfg, schedule: str) -> None:
               types]
     cfg.merge_from_dict(extra.to_dict())
     cfg.custom_hooks = hooks
+
+
+def check_reuse(path: str, record: dict, expected: dict) -> None:
+    """Stop the sweep if the finished run at ``path`` was made with other
+    settings than ``expected``: its numbers would be tabled under this
+    sweep's heading. Only the settings the record holds are compared
+    (records written before a setting was stored lack it)."""
+    diff = [
+        f'{key} {record[key]!r} (this sweep: {value!r})'
+        for key, value in expected.items()
+        if key in record and record[key] != value
+    ]
+    if diff:
+        sys.exit(f'error: {path} is a finished run with other settings: '
+                 f'{"; ".join(diff)}; give this sweep its own --work-dir, '
+                 'or delete that run to redo it')

@@ -1,8 +1,10 @@
 """Run a convolutional model in the channels-last memory format."""
+import logging
 from typing import Optional
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
@@ -25,9 +27,11 @@ class ChannelsLastHook(Hook):
     about twice as fast as bf16 alone (``benchmarks/cpu_training.py``).
     Models without convolutions gain nothing; the benchmark says which.
 
-    The model is converted in ``before_run`` (``Module.to(memory_format=
-    torch.channels_last)`` touches 4-D tensors only), and a forward hook on
-    its data preprocessor makes every 4-D ``inputs`` batch channels-last.
+    The model's 4-D parameters and buffers are converted in ``before_run``
+    (others, 5-D ones of 3-D convolutions included, are left as they are),
+    and a forward hook on its data preprocessor makes every 4-D ``inputs``
+    batch channels-last. A model without 4-D weights is left alone, inputs
+    included (a ``view`` of a channels-last batch fails), with one warning.
     Under DDP the parameters change layout after the wrapper was built;
     gradients are still reduced correctly (the buckets copy them).
 
@@ -44,7 +48,18 @@ class ChannelsLastHook(Hook):
     def before_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
-        model.to(memory_format=torch.channels_last)
+        # Module.to(memory_format=channels_last) would also convert 5-D
+        # tensors, and fail on them (channels_last is 4-D only).
+        tensors = [t for t in (*model.parameters(), *model.buffers())
+                   if t.dim() == 4]
+        if not tensors:
+            print_log(
+                'ChannelsLastHook: the model has no 4-D weights (no 2-D '
+                'convolutions); it and its inputs stay as they are',
+                logger='current', level=logging.WARNING)
+            return
+        for t in tensors:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
         if self._handle is None:
             self._handle = model.data_preprocessor.register_forward_hook(
                 _channels_last_inputs)
