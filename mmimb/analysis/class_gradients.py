@@ -66,6 +66,11 @@ VERIFY_RTOL = 1e-4
 _RESIZE_MODES = {1: 'linear', 2: 'bilinear', 3: 'trilinear'}
 
 
+class LossError(ValueError):
+    """The loss cannot give class gradients: it fails, returns no loss per
+    element, or one element's loss depends on other elements' logits."""
+
+
 @dataclass
 class ClassGradients:
     """Per-class gradient sums of a set of layers, or their inner products.
@@ -762,9 +767,13 @@ def _compute(inputs, logits, targets, loss_fn, classes, selected, recorder,
     scores = logits
     if dense and logits.shape[2:] != targets.shape[1:]:
         scores = _resize(logits, targets.shape[1:], align_corners)
-    losses = loss_fn(scores, safe, reduction='none')
+    try:
+        losses = loss_fn(scores, safe, reduction='none')
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise LossError(f'loss_fn(logits, targets, reduction="none") '
+                        f'failed: {err}') from err
     if not isinstance(losses, Tensor) or losses.shape != targets.shape:
-        raise ValueError(
+        raise LossError(
             'loss_fn(logits, targets, reduction="none") must return one '
             f'loss per target, shape {tuple(targets.shape)}; got '
             f'{getattr(losses, "shape", type(losses).__name__)}')
@@ -865,7 +874,7 @@ def _check_loss(scores: Tensor, total: Tensor, checked: Tensor,
     scale = expected.norm().item() + e_check.norm().item()
     err = _relative_error(e_check, expected, scale)
     if err > VERIFY_RTOL:
-        raise ValueError(
+        raise LossError(
             f'loss_fn is not per-sample: the loss of a sample (pixel) '
             f'depends on the logits of others (relative error {err:.2g}); '
             'the class gradients need a loss such as cross-entropy or '
