@@ -408,4 +408,3 @@ class GradientConflictHook(Hook):
             save_figure(fig, stem + '.png')
         if send:
             visualizer.add_image('gcm_heatmap', image, step=iteration)
-
