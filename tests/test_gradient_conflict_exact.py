@@ -438,3 +438,23 @@ def test_sketch_lowers_peak_memory():
         peaks[mode] = int(out.strip().splitlines()[-1]) / 1024
     assert peaks["fast"] > 201
     assert peaks['sketch'] < peaks['fast'] / 2, peaks
+
+
+def test_batches_with_different_classes_add_up_to_the_whole():
+    """Rows exist for present classes only, so adding a batch with other
+    classes must place every row; the all-reduce does the same across
+    processes."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 4))
+    x = torch.randn(12, 5)
+    y = torch.tensor([0, 1, 0, 1, 0, 1, 1, 2, 1, 2, 3, 2])
+    whole = class_gradients(model, (x, y))
+    first = class_gradients(model, (x[:6], y[:6]))
+    merged = first.merge(class_gradients(model, (x[6:], y[6:])))
+    accumulated = class_gradients(model, (x[6:], y[6:]), accumulate=first)
+    for result in (merged, accumulated):
+        assert torch.equal(result.counts, whole.counts)
+        for name in whole.layers:
+            assert result.rows[name].tolist() == [0, 1, 2, 3]
+            torch.testing.assert_close(result.grads[name], whole.grads[name],
+                                       rtol=1e-5, atol=1e-7)

@@ -386,3 +386,25 @@ def test_analysis_leaves_the_random_streams_as_they_were(
     assert analyse_once(runner, batch) is not None
     assert (random.random(), np.random.rand(),
             torch.rand(1).item()) == expected
+
+
+def test_no_nan_reaches_the_logs(image_folder, tmp_path):
+    """A probe with one class has no pair to summarise and no other class
+    to conflict with: nothing is logged rather than NaN."""
+    cfg = cls_config(image_folder)
+    cfg.work_dir = str(tmp_path)
+    cfg.launcher = 'none'
+    runner = build_runner(cfg, 'train')
+    batch = next(iter(runner.train_dataloader))
+    for sample in batch['data_samples']:
+        sample.set_gt_label(0)
+    result = analyse_once(runner, batch, log_per_class=True,
+                          log_per_layer=True)
+    assert math.isnan(result.summary()['mean_cosine'])
+    logged = {k: v for k, v in runner.message_hub.log_scalars.items()
+              if k.startswith('train/gcm/')}
+    assert all(math.isfinite(v.current()) for v in logged.values())
+    path = osp.join(runner.log_dir, 'vis_data', 'scalars.json')
+    if osp.exists(path):
+        with open(path) as f:
+            assert 'NaN' not in f.read()
