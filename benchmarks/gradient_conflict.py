@@ -160,14 +160,7 @@ def segmentation(num_classes: int = 19, n: int = 2, size: int = 128):
     cfg.decode_head.num_classes = num_classes
     cfg.decode_head.norm_cfg = dict(type='BN', requires_grad=True)
     cfg.backbone.init_cfg = None
-    cfg.data_preprocessor = dict(
-        type='SegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_val=0,
-        seg_pad_val=255,
-        size=(size, size))
+    cfg.data_preprocessor.size = (size, size)
     init_default_scope('mmseg')
     model = MODELS.build(cfg)
 

@@ -364,11 +364,16 @@ def test_conflict_with_the_rest_and_norms_against_the_gradients(cnn):
     grads = class_gradients(cnn, (x, y), mode='loop', num_classes=6)
     result = conflict_matrix(grads)
     whole = torch.cat([grads.grads[n] for n in grads.layers], dim=1).double()
+    counts = grads.counts[:4, None].double()
+    step = (counts * whole[:4]).sum(0)
     for c in range(4):
         rest = whole[[j for j in range(4) if j != c]].sum(0)
         expected = F.cosine_similarity(whole[c], rest, dim=0)
         assert result.class_conflict[c].item() == pytest.approx(
             expected.item(), rel=1e-6)
+        weighted = F.cosine_similarity(whole[c], step, dim=0)
+        assert result.weighted_class_conflict[c].item() == pytest.approx(
+            weighted.item(), rel=1e-6)
         assert result.total_norm[c].item() == pytest.approx(
             whole[c].norm().item(), rel=1e-6)
     for name in grads.layers:

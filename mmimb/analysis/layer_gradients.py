@@ -166,14 +166,9 @@ def _class_wise_linear(module: nn.Module, x: Tensor,
 
 def _class_wise_head(module: nn.Module, z: Tensor,
                      d: Tensor) -> Dict[str, Tensor]:
-    # scores[n, c] = <W[c], z[n, c]> + b[c]
-    n = z.shape[0]
-    grads = {}
-    if module.weight.requires_grad:
-        grads['weight'] = (d.unsqueeze(2) * z).reshape(n, -1)
-    if module.bias.requires_grad:
-        grads['bias'] = d
-    return grads
+    # scores[n, c] = <W[c], z[n, c]> + b[c]: a class-wise linear layer with
+    # one output per class.
+    return _class_wise_linear(module, z, d.unsqueeze(2))
 
 
 class Rule(NamedTuple):
