@@ -19,7 +19,11 @@ off-diagonal cosines, and whether the hook's guard would analyse (no
 BatchNorm layer whose running statistics still weigh their initial values
 by more than 1%: 44 batches at momentum 0.1).
 
-    python benchmarks/gradient_conflict_batchnorm.py [--iterations 0 10 44]
+``--lr 0`` keeps the weights fixed, so that only the running statistics
+change: what remains then is the difference the statistics themselves make.
+
+    python benchmarks/gradient_conflict_batchnorm.py [--lr 0.1]
+        [--iterations 0 5 10 20 44 60]
 """
 import argparse
 import os
