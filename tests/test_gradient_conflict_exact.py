@@ -314,12 +314,12 @@ def test_coverage_and_skipped_layers_are_reported(tmp_path):
         def __init__(self):
             super().__init__()
             self.pos = nn.Parameter(torch.randn(1, 4))
-            self.body = nn.Linear(4, 4)
-            self.head = nn.Linear(4, 3)
+            self.net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(),
+                                     nn.Linear(4, 3))
             self.unused = nn.Linear(4, 4)
 
         def forward(self, x):
-            return self.head(torch.relu(self.body(x + self.pos)))
+            return self.net(x + self.pos)
 
     model = Embedded()
     x, y = torch.randn(9, 4), torch.arange(9) % 3
