@@ -104,7 +104,8 @@ class GradientConflictHook(Hook):
             statistics has running ones that still weigh their initial
             values by more than 1% (44 batches at momentum 0.1; a message
             says so; warm statistics still lag weights that change quickly,
-            see docs/gradient_conflict.md); ``'running'``: the running statistics as they are;
+            see docs/gradient_conflict.md); ``'running'``: the running
+            statistics as they are;
             ``'batch'``: the batch's statistics, as the training step uses
             them, without updating the running ones (classification then
             costs one backward per class).
