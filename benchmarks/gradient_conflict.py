@@ -1,33 +1,43 @@
 """Cost of the Gradient Conflict Matrix against a training step.
 
-ResNet-32 (CIFAR layout, configs/_base_/models/cifar_resnet32.py with a
-100-class head), batch 128 holding every one of the 100 classes, 32x32
-inputs. Timed side by side in one run (best of ``--repeats``):
+Classification: ResNet-32 (CIFAR layout, configs/_base_/models/
+cifar_resnet32.py with a 100-class head), batch 128 holding every class,
+32x32 inputs. Segmentation: SegFormer-B0 (mmseg's segformer_mit-b0.py, 19
+classes, BatchNorm in the head), batch 2 of 128x128 images with random
+labels (every class present). Each row is timed side by side with the
+training step of its model, in interleaved rounds (best of ``--repeats``
+after a warm-up), as CPU time of the process (robust to other jobs on a
+shared machine) and wall time:
 
-- one training step: mmengine's ``train_step`` (preprocessing, forward,
-  backward, SGD step);
-- ``fast`` mode for all 100 classes: the Gram statistic (what the hook and
-  ``gradient_conflict`` use on one batch) and the full class gradients
-  (what merging batches or DDP needs);
-- the per-class loop of ``autograd.grad`` (the reference);
-- with ``--batched``: ``autograd.grad(..., is_grads_batched=True)`` over the
-  100 class losses;
+- training step: mmengine's ``train_step`` (preprocessing, forward,
+  backward, optimizer step);
+- ``fast``: the Gram statistic (what the hook and ``gradient_conflict`` use
+  on one batch), the class gradients (for merging batches or DDP) and the
+  sketch, each with its verification;
 - GradientConflictHook's whole analysis (probe preprocessing, ``fast``,
-  message hub, ``.npz`` and PNG) and its overhead at the default interval:
-  analysis time / (interval x training step).
+  message hub, ``.npz`` and PNG) and its overhead at the default interval;
+- the per-class loop of ``autograd.grad`` (the reference), once, on
+  ``--loop-classes`` classes (all with ``--loop-classes 100``);
+- segmentation: all layers (one vector-Jacobian product per class, and
+  ``vjp_batch=19``: all 19 in one ``is_grads_batched`` call), the decode
+  head only, the classifier only, and as a bound for any exact scheme, the
+  19 vector-Jacobian products through the backbone alone (from given
+  cotangents at its outputs to its parameters) that per-class gradients of
+  the backbone's layers need.
 
-Peak memory: the resident-set peak of each row above the memory held
-before it, measured in a child process whose C allocator returns every
+Peak memory: the resident-set peak of each classification row above the
+memory held before it, in a child process whose C allocator returns every
 large block to the system on free (``MALLOC_MMAP_THRESHOLD_``), so that
 freed memory does not hide later allocations (Linux ``/proc`` only).
 
-    python benchmarks/gradient_conflict.py [--threads 2] [--repeats 3]
-        [--batched] [--skip-loop] [--loop-memory]
+    python benchmarks/gradient_conflict.py [--threads 1] [--repeats 3]
+        [--loop-classes 20] [--skip-segmentation]
 """
 import argparse
 import json
 import os
 import os.path as osp
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,13 +45,10 @@ import time
 from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
-from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 from mmimb.analysis import class_gradients, conflict_matrix
 from mmimb.engine.gradient_probe import probe_batch
@@ -50,6 +57,7 @@ from mmimb.engine.hooks import GradientConflictHook
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODEL_CONFIG = osp.join(ROOT, 'configs', '_base_', 'models',
                         'cifar_resnet32.py')
+STEP = 'training step (train_step)'
 
 
 def _status(field: str) -> float:
@@ -68,24 +76,26 @@ def _reset_peak() -> None:
         pass
 
 
+def _timed(fn) -> tuple:
+    cpu, wall = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
 def best_times(rows, repeats: int) -> dict:
-    """Best time of each row over ``repeats`` rounds after a warm-up; rounds
-    take the rows in turn, so that a change of machine load falls on all."""
+    """Best (CPU, wall) time of each row over ``repeats`` rounds after a
+    warm-up; rounds take the rows in turn, so that a change of machine load
+    falls on all."""
     times = {name: [] for name, _ in rows}
     for name, fn in rows:
         fn()
     for _ in range(repeats):
         for name, fn in rows:
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(t) for name, t in times.items()}
-
-
-def once(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+            times[name].append(_timed(fn))
+    return {
+        name: (min(c for c, _ in t), min(w for _, w in t))
+        for name, t in times.items()
+    }
 
 
 def peak_memory(fn) -> float:
@@ -99,124 +109,231 @@ def peak_memory(fn) -> float:
 def peaks_in_child(argv) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')
     out = subprocess.run(
-        [sys.executable, osp.abspath(__file__), *argv, '--memory-child'],
-        env=env, capture_output=True, text=True, check=True).stdout
+        [sys.executable,
+         osp.abspath(__file__), *argv, '--memory-child'],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def build(num_classes: int):
+def classification(num_classes: int, n: int):
+    """ResNet-32, a batch holding every class, and its optimizer."""
+    from mmpretrain.registry import MODELS
+    from mmpretrain.structures import DataSample
     cfg = Config.fromfile(MODEL_CONFIG)
     cfg.model.head.num_classes = num_classes
     cfg.model.data_preprocessor = dict(
-        type='ClsDataPreprocessor', num_classes=num_classes,
-        mean=[125.3, 123.0, 113.9], std=[63.0, 62.1, 66.7], to_rgb=True)
+        type='ClsDataPreprocessor',
+        num_classes=num_classes,
+        mean=[125.3, 123.0, 113.9],
+        std=[63.0, 62.1, 66.7],
+        to_rgb=True)
     init_default_scope('mmpretrain')
     model = MODELS.build(cfg.model)
     model.init_weights()
-    return model
+    labels = torch.cat([
+        torch.arange(num_classes),
+        torch.randint(0, num_classes, (n - num_classes, ))
+    ])
+    batch = dict(
+        inputs=[
+            torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+            for _ in range(n)
+        ],
+        data_samples=[DataSample().set_gt_label(int(c)) for c in labels])
+    wrapper = OptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    return model, batch, wrapper
+
+
+def segmentation(num_classes: int = 19, n: int = 2, size: int = 128):
+    """SegFormer-B0 (BatchNorm in the head, no pretrained weights), a batch
+    with random labels, and AdamW."""
+    import mmseg
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    path = osp.join(
+        osp.dirname(mmseg.__file__), '.mim', 'configs', '_base_', 'models',
+        'segformer_mit-b0.py')
+    cfg = Config.fromfile(path).model
+    cfg.decode_head.num_classes = num_classes
+    cfg.decode_head.norm_cfg = dict(type='BN', requires_grad=True)
+    cfg.backbone.init_cfg = None
+    cfg.data_preprocessor.size = (size, size)
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg)
+
+    def sample():
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(
+            data=torch.randint(0, num_classes, (1, size, size)))
+        s.set_metainfo(
+            dict(
+                img_shape=(size, size),
+                ori_shape=(size, size),
+                pad_shape=(size, size)))
+        return s
+
+    batch = dict(
+        inputs=[
+            torch.randint(0, 256, (3, size, size), dtype=torch.uint8)
+            for _ in range(n)
+        ],
+        data_samples=[sample() for _ in range(n)])
+    wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
+    return model, batch, wrapper
+
+
+def _step(model, batch, wrapper):
+
+    def train_step():
+        model.train()
+        model.train_step(batch, wrapper)
+
+    return train_step
+
+
+def classification_rows(args):
+    model, batch, wrapper = classification(args.classes, args.batch_size)
+    probe = probe_batch(model, batch)
+    x, y = probe.inputs, probe.targets
+    hook = GradientConflictHook(norm_stats='running')
+    hook.out_dir = tempfile.mkdtemp(prefix='gcm_bench_')
+    runner = SimpleNamespace(
+        model=model,
+        iter=0,
+        message_hub=MessageHub.get_instance('gcm_bench'),
+        logger=MMLogger.get_instance('gcm_bench', log_level='WARNING'))
+    hook._recent.append(batch)
+    rows = [
+        (STEP, _step(model, batch, wrapper)),
+        ('fast, Gram', lambda: conflict_matrix(
+            class_gradients(model, (x, y), statistic='gram'))),
+        ('fast, class gradients',
+         lambda: conflict_matrix(class_gradients(model, (x, y)))),
+        (f'sketch, class gradients (k={args.sketch_dim})',
+         lambda: conflict_matrix(
+             class_gradients(
+                 model, (x, y), mode='sketch', sketch_dim=args.sketch_dim))),
+        ('GradientConflictHook analysis', lambda: hook.analyse(runner)),
+    ]
+    loop_classes = list(range(min(args.loop_classes, args.classes)))
+    loop = (
+        f'loop, {len(loop_classes)} classes (autograd.grad each)',
+        lambda: conflict_matrix(
+            class_gradients(model, (x, y), mode='loop', classes=loop_classes)))
+
+    def same():
+        return conflict_matrix(
+            class_gradients(
+                model, (x, y), statistic='gram', classes=loop_classes))
+
+    params = sum(p.numel() for p in model.parameters())
+    title = (f'ResNet-32 ({params / 1e6:.2f}M parameters), {args.classes} '
+             f'classes, batch {args.batch_size} with every class')
+    return title, rows, loop, same, hook.interval
+
+
+def segmentation_rows(args):
+    model, batch, wrapper = segmentation()
+    probe = probe_batch(model, batch)
+    xy, kw = (probe.inputs, probe.targets), probe.kwargs()
+    rows = [
+        (STEP, _step(model, batch, wrapper)),
+        ('fast, Gram, all layers',
+         lambda: class_gradients(model, xy, statistic='gram', **kw)),
+        ('fast, Gram, decode_head', lambda: class_gradients(
+            model, xy, statistic='gram', layers=['decode_head'], **kw)),
+        ('fast, Gram, decode_head.conv_seg', lambda: class_gradients(
+            model, xy, statistic='gram', layers=['decode_head.conv_seg'], **kw)
+         ),
+    ]
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+
+    def backbone_vjps():
+        model.eval()
+        feats = model.backbone(probe.inputs)
+        for _ in range(19):
+            torch.autograd.grad(
+                feats,
+                backbone, [torch.ones_like(f) for f in feats],
+                retain_graph=True)
+
+    rows.append(('19 VJPs through the backbone alone', backbone_vjps))
+    rows.append(
+        ('fast, Gram, all layers, vjp_batch=19', lambda: class_gradients(
+            model, xy, statistic='gram', vjp_batch=19, **kw)))
+    result = class_gradients(model, xy, statistic='gram', **kw)
+    params = sum(p.numel() for p in model.parameters())
+    title = (f'SegFormer-B0 ({params / 1e6:.2f}M parameters), 19 classes, '
+             f'batch 2, 128 px, {result.coverage.describe()}')
+    return title, rows
+
+
+def print_table(title, seconds, peaks=None):
+    step_cpu = seconds[STEP][0]
+    print(title)
+    print(f'{"":44s} {"CPU s":>7s} {"wall s":>7s} {"/ step":>7s}'
+          f'{" peak MB":>9s}')
+    for name, (cpu, wall) in seconds.items():
+        peak = (peaks or {}).get(name)
+        print(f'{name:44s} {cpu:7.3f} {wall:7.3f} {cpu / step_cpu:7.2f}' +
+              (f'{peak:9.0f}' if peak is not None else f'{"-":>9s}'))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--classes', type=int, default=100)
     parser.add_argument('--batch-size', type=int, default=128)
-    parser.add_argument('--batched', action='store_true',
-                        help='also time autograd with is_grads_batched '
-                        '(about 80 training steps)')
-    parser.add_argument('--skip-loop', action='store_true',
-                        help='skip the per-class loop (about 60 steps)')
-    parser.add_argument('--loop-memory', action='store_true',
-                        help='also measure the peak memory of the slow rows '
-                        '(runs them a second time)')
-    parser.add_argument('--memory-child', action='store_true',
-                        help=argparse.SUPPRESS)
+    parser.add_argument('--sketch-dim', type=int, default=1024)
+    parser.add_argument(
+        '--loop-classes',
+        type=int,
+        default=20,
+        help='classes of the per-class loop (its cost grows '
+        'linearly; 100 takes about 60 training steps)')
+    parser.add_argument('--skip-segmentation', action='store_true')
+    parser.add_argument(
+        '--memory-child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.batch_size < args.classes:
         parser.error('--batch-size must be at least --classes so that the '
                      'batch holds every class')
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    num_classes, n = args.classes, args.batch_size
-    model = build(num_classes)
-    labels = torch.cat([torch.arange(num_classes),
-                        torch.randint(0, num_classes, (n - num_classes, ))])
-    batch = dict(
-        inputs=[torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
-                for _ in range(n)],
-        data_samples=[DataSample().set_gt_label(int(c)) for c in labels])
-    probe = probe_batch(model, batch)
-    x, y = probe.inputs, probe.targets
-    wrapper = OptimWrapper(
-        torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
-
-    def train_step():
-        model.train()
-        model.train_step(batch, wrapper)
-
-    def fast_gram():
-        return conflict_matrix(class_gradients(model, (x, y),
-                                               statistic='gram'))
-
-    def fast_grads():
-        return conflict_matrix(class_gradients(model, (x, y)))
-
-    def loop():
-        return conflict_matrix(class_gradients(model, (x, y), mode='loop'))
-
-    def batched():
-        model.eval()
-        losses = F.cross_entropy(model(x), y, reduction='none')
-        onehot = F.one_hot(y, num_classes).float()
-        per_class = (onehot / onehot.sum(0)).T @ losses
-        params = [p for p in model.parameters() if p.requires_grad]
-        torch.autograd.grad(per_class, params, torch.eye(num_classes),
-                            is_grads_batched=True)
-        model.train()
-
-    hook = GradientConflictHook()
-    hook.out_dir = tempfile.mkdtemp(prefix='gcm_bench_')
-    runner = SimpleNamespace(
-        model=model, iter=0,
-        message_hub=MessageHub.get_instance('gcm_bench'),
-        logger=MMLogger.get_instance('gcm_bench', log_level='WARNING'))
-    hook._recent.append(batch)
-
-    rows = [('training step (train_step)', train_step),
-            ('fast, Gram', fast_gram),
-            ('fast, class gradients', fast_grads),
-            ('GradientConflictHook analysis', lambda: hook.analyse(runner))]
-    slow = []
-    if not args.skip_loop:
-        slow.append(('loop (autograd.grad per class)', loop))
-    if args.batched:
-        slow.append(('batched autograd (is_grads_batched)', batched))
+    title, rows, loop, same, interval = classification_rows(args)
     if args.memory_child:
-        measured = rows + slow if args.loop_memory else rows
-        print(json.dumps({name: peak_memory(fn) for name, fn in measured}))
+        print(json.dumps({name: peak_memory(fn) for name, fn in rows}))
         return
-    peaks = peaks_in_child(sys.argv[1:])
+    start, start_cpu = time.perf_counter(), time.process_time()
+    peaks = peaks_in_child(
+        sys.argv[1:]) if osp.exists('/proc/self/clear_refs') else {}
     seconds = best_times(rows, args.repeats)
-    seconds.update((name, once(fn)) for name, fn in slow)
-    results = {name: (seconds[name], peaks.get(name, float('nan')))
-               for name in seconds}
-
-    step = results['training step (train_step)'][0]
-    params = sum(p.numel() for p in model.parameters())
-    print(f'ResNet-32 ({params / 1e6:.2f}M parameters), {num_classes} '
-          f'classes, batch {n} with every class, {args.threads} threads, '
-          f'torch {torch.__version__}')
-    print(f'{"":34s} {"seconds":>8s} {"/ step":>7s} {"peak MB":>8s}')
-    for name, (seconds, peak) in results.items():
-        print(f'{name:34s} {seconds:8.3f} {seconds / step:7.2f} {peak:8.0f}')
-    hook_seconds = results['GradientConflictHook analysis'][0]
-    print(f'hook overhead at its default interval ({hook.interval} '
-          f'iterations): {100 * hook_seconds / (hook.interval * step):.2f}% '
-          'of training time')
-    if not args.skip_loop:
-        diff = (fast_gram().matrix - loop().matrix).abs().nan_to_num().max()
-        print(f'max |fast - loop| over the cosine matrix: {diff.item():.1e}')
+    looped = {}
+    seconds[loop[0]] = _timed(lambda: looped.setdefault('r', loop[1]()))
+    print(f'torch {torch.__version__}, {args.threads} threads; CPU seconds '
+          'are the ratios\' basis')
+    print_table(title, seconds, peaks)
+    step = seconds[STEP][0]
+    hook_cpu = seconds['GradientConflictHook analysis'][0]
+    print(f'hook overhead at its default interval ({interval} iterations): '
+          f'{100 * hook_cpu / (interval * step):.2f}% of training time')
+    diff = (same().matrix - looped['r'].matrix).abs().nan_to_num().max()
+    print(f'max |fast - loop| over the cosine matrix of those classes: '
+          f'{diff.item():.1e}')
+    if not args.skip_segmentation:
+        title, rows = segmentation_rows(args)
+        print()
+        print_table(title, best_times(rows, args.repeats))
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - start_cpu + child.ru_utime + child.ru_stime
+    print(f'benchmark took {time.perf_counter() - start:.0f} s wall, '
+          f'{cpu:.0f} s CPU (memory child included)')
 
 
 if __name__ == '__main__':

@@ -106,7 +106,7 @@ def test_fast_equals_loop_on_a_cnn(cnn):
     batch = classification_batch()
     loop = class_gradients(cnn, batch, mode='loop')
     fast = class_gradients(cnn, batch, mode='fast')
-    assert fast.layers == ['conv', 'depthwise', 'grouped', 'conv1d',
+    assert fast.layers == ['conv', 'bn', 'depthwise', 'grouped', 'conv1d',
                            'hidden', 'head']
     assert_same_gradients(loop, fast)
     a, b = conflict_matrix(loop), conflict_matrix(fast)
@@ -130,24 +130,31 @@ def test_fast_equals_loop_on_a_segmentation_model(seg, align_corners):
 
 def test_segmentation_classifier_alone_needs_no_class_backward(seg):
     """The classifier's class gradients come from grouping pixels; check
-    that path alone against the loop, and that no per-class backward ran."""
+    that path alone against the loop, and that the number of backward
+    passes does not grow with the number of classes."""
     batch = segmentation_batch()
     loop = class_gradients(seg, batch, mode='loop', layers=['conv_seg'],
                            ignore_index=255)
-    calls = []
     original = torch.autograd.grad
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
+    def backward_passes(targets):
+        calls = []
 
-    torch.autograd.grad = counting
-    try:
-        fast = class_gradients(seg, batch, layers=['conv_seg'],
-                               ignore_index=255)
-    finally:
-        torch.autograd.grad = original
-    assert len(calls) == 1
+        def counting(*args, **kwargs):
+            calls.append(1)
+            return original(*args, **kwargs)
+
+        torch.autograd.grad = counting
+        try:
+            result = class_gradients(seg, (batch[0], targets),
+                                     layers=['conv_seg'], ignore_index=255)
+        finally:
+            torch.autograd.grad = original
+        return result, len(calls)
+
+    fast, three = backward_passes(batch[1])
+    _, one = backward_passes(torch.zeros_like(batch[1]))
+    assert three == one
     assert_same_gradients(loop, fast)
 
 
@@ -238,10 +245,16 @@ def test_layers_off_the_path_to_the_inputs():
     torch.manual_seed(0)
     model = Query()
     batch = (torch.randn(9, 4), torch.arange(9) % 3)
-    loop = class_gradients(model, batch, mode='loop')
-    fast = class_gradients(model, batch)
+    layers = ['proj', 'unused', 'head']
+    loop = class_gradients(model, batch, mode='loop', layers=layers)
+    fast = class_gradients(model, batch, layers=layers)
     assert_same_gradients(loop, fast)
     assert (fast.grads['unused'] == 0).all()
+    # The model's own parameter (the query) feeds its submodules: per-sample
+    # grouping cannot separate it, the loop can.
+    default = class_gradients(model, batch)
+    assert default.layers == layers and '' in default.coverage.skipped
+    assert class_gradients(model, batch, mode='loop').layers == [''] + layers
 
 
 def independent_class_gradients(model, x, y, layers):
@@ -351,11 +364,16 @@ def test_conflict_with_the_rest_and_norms_against_the_gradients(cnn):
     grads = class_gradients(cnn, (x, y), mode='loop', num_classes=6)
     result = conflict_matrix(grads)
     whole = torch.cat([grads.grads[n] for n in grads.layers], dim=1).double()
+    counts = grads.counts[:4, None].double()
+    step = (counts * whole[:4]).sum(0)
     for c in range(4):
         rest = whole[[j for j in range(4) if j != c]].sum(0)
         expected = F.cosine_similarity(whole[c], rest, dim=0)
         assert result.class_conflict[c].item() == pytest.approx(
             expected.item(), rel=1e-6)
+        weighted = F.cosine_similarity(whole[c], step, dim=0)
+        assert result.weighted_class_conflict[c].item() == pytest.approx(
+            weighted.item(), rel=1e-6)
         assert result.total_norm[c].item() == pytest.approx(
             whole[c].norm().item(), rel=1e-6)
     for name in grads.layers:
@@ -471,7 +489,7 @@ def test_npz_round_trip(cnn, tmp_path):
     result.to_npz(str(path), class_names=list('abcdef'), iteration=7)
     assert os.listdir(path.parent) == ['r.npz']
     with np.load(path) as data:
-        assert data['per_layer'].shape == (6, 6, 6)
+        assert data['per_layer'].shape == (7, 6, 6)
         assert list(data['layer_names']) == result.layers
         assert list(data['class_names']) == list('abcdef')
         assert int(data['iteration']) == 7
@@ -483,7 +501,8 @@ def test_npz_round_trip(cnn, tmp_path):
     [(torch.rand(24), {}, 'integer class indices'),
      (torch.full((24, ), 9), {}, 'outside'),
      (torch.zeros(24, dtype=torch.long), dict(num_classes=5), 'channels'),
-     (torch.zeros(24, dtype=torch.long), dict(layers=['bn']), 'BatchNorm'),
+     (torch.zeros(24, dtype=torch.long), dict(norm_stats='eval'),
+      'norm_stats'),
      (torch.zeros(24, dtype=torch.long), dict(layers=['hed']), "'head'"),
      (torch.zeros(24, dtype=torch.long), dict(mode='exact'), 'mode'),
      (torch.zeros(24, dtype=torch.long),

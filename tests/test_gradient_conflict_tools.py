@@ -44,6 +44,7 @@ def test_offline_tool_on_a_segmentation_checkpoint(tiny_seg_config,
     ])
     printed = capsys.readouterr().out
     assert 'conflict_fraction' in printed
+    assert '100.0% of the' in printed
     assert sorted(p.name for p in out.iterdir()) == [
         'gradient_conflict.npz', 'heatmap.png', 'layers.png'
     ]
@@ -87,3 +88,37 @@ def test_plot_tool_draws_heatmaps_layers_and_evolution(tmp_path, capsys):
     with pytest.raises(ConfigError, match='2 names for 3 classes'):
         tool('plot_gradient_conflict').main(
             [str(tmp_path), '--class-names', 'a', 'b'])
+
+
+def test_plot_tool_compares_runs_one_curve_each(tmp_path, capsys):
+    """Two runs analysed at different iterations: one curve per run, each
+    over its own iterations, not one list merged by iteration."""
+    from mmimb.analysis.plot import load_results, plot_runs
+    torch.manual_seed(0)
+    x, y = torch.randn(9, 3, 6, 6), torch.arange(9) % 3
+    for run, iterations in (('base', (0, 10, 20)), ('csba', (0, 5))):
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(),
+            torch.nn.Linear(4 * 4 * 4, 3))
+        for iteration in iterations:
+            gradient_conflict(model, x, y).to_npz(
+                str(tmp_path / run / f'iter_{iteration}.npz'),
+                iteration=iteration)
+    out = tmp_path / 'figures'
+    tool('plot_gradient_conflict').main(
+        [str(tmp_path / 'base'), str(tmp_path / 'csba'), '--out', str(out)])
+    assert sorted(p.name for p in out.iterdir()) == [
+        'evolution.png', 'heatmap_base_iter_20.png', 'heatmap_csba_iter_5.png',
+        'layers_base_iter_20.png', 'layers_csba_iter_5.png'
+    ]
+    runs = {run: load_results(sorted(
+        str(p) for p in (tmp_path / run).glob('*.npz')))
+        for run in ('base', 'csba')}
+    fig = plot_runs(runs, str(tmp_path / 'check.png'))
+    for ax in fig.axes:
+        lines = {line.get_label(): list(line.get_xdata()) for line in
+                 ax.lines if not line.get_label().startswith('_')}
+        assert lines == {'base': [0, 10, 20], 'csba': [0, 5]}
+    with pytest.raises(ConfigError, match='1 names for 2 runs'):
+        tool('plot_gradient_conflict').main(
+            [str(tmp_path / 'base'), str(tmp_path / 'csba'), '--labels', 'a'])

@@ -16,6 +16,11 @@ Definitions (our reading, METHODS.md section 3):
   classes would take together if each counted once (the class-balanced loss
   without c). Negative: training the rest pushes class c's loss up to first
   order. NaN when c is absent or no other class is present.
+- ``weighted_class_conflict[c] = cos(g_c, sum_j n_j g_j)`` over the present
+  classes j, c included: the agreement of class c's gradient with the
+  gradient of the plain mean loss, i.e. the direction a training step on
+  the batch follows (each class weighted by its count n_j). Negative: a
+  training step increases class c's loss to first order.
 """
 import os
 import os.path as osp
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .class_gradients import ClassGradients, class_gradients
+from .layer_selection import Coverage
 
 SUMMARY_KEYS = ('mean_cosine', 'mean_negative_cosine', 'conflict_fraction')
 
@@ -78,6 +84,31 @@ def conflict_with_rest(gram: Tensor) -> Tensor:
                        torch.full_like(cos, float('nan')))
 
 
+def weighted_conflict(gram: Tensor, counts: Tensor) -> Tensor:
+    """``cos(g_c, sum_j n_j g_j)`` for each class from the Gram matrix and
+    the class counts, shape (K,); NaN for absent classes."""
+    present = gram.diagonal().isfinite() & (counts > 0)
+    g = torch.where(present[:, None] & present[None, :], gram,
+                    torch.zeros_like(gram))
+    n = torch.where(present, counts.to(g.dtype), torch.zeros_like(g[0]))
+    inner = g @ n
+    total_sq = n @ inner
+    cos = inner / (g.diagonal().sqrt() * total_sq.clamp(min=0).sqrt())
+    valid = present & (g.diagonal() > 0) & (total_sq > 0)
+    return torch.where(valid, cos.clamp(-1, 1),
+                       torch.full_like(cos, float('nan')))
+
+
+def layer_groups(names: Sequence[str], depth: int) -> Dict[str, List[str]]:
+    """Layers grouped by the first ``depth`` components of their names
+    (e.g. ``backbone.layer1`` for depth 2), in model order."""
+    groups: Dict[str, List[str]] = {}
+    for name in names:
+        key = '.'.join(name.split('.')[:depth]) if name else '<model>'
+        groups.setdefault(key, []).append(name)
+    return groups
+
+
 @dataclass
 class GradientConflict:
     """The Gradient Conflict Matrix of one batch (or merged batches).
@@ -93,6 +124,10 @@ class GradientConflict:
             (module docstring).
         gram: Whole-model Gram matrix ``<g_i, g_j>``, shape (K, K).
         sketch_dim: CountSketch size if estimated by ``mode='sketch'``.
+        weighted_class_conflict: ``cos(g_c, sum_j n_j g_j)``, shape (K,).
+        layer_grams: Layer name to its Gram matrix, shape (K, K).
+        coverage: What was analysed: the fraction of trainable parameters
+            and the layers skipped, with the reason.
     """
     matrix: Tensor
     per_layer: Dict[str, Tensor]
@@ -103,6 +138,9 @@ class GradientConflict:
     class_conflict: Tensor
     gram: Tensor = field(repr=False)
     sketch_dim: Optional[int] = None
+    weighted_class_conflict: Optional[Tensor] = None
+    layer_grams: Dict[str, Tensor] = field(default_factory=dict, repr=False)
+    coverage: Optional[Coverage] = None
 
     @property
     def absent_classes(self) -> List[int]:
@@ -118,6 +156,11 @@ class GradientConflict:
         """Whole-model class-gradient norms, shape (K,)."""
         return self.gram.diagonal().clamp(min=0).sqrt()
 
+    @property
+    def skipped(self) -> Dict[str, str]:
+        """Layer name to why it was not analysed."""
+        return dict(self.coverage.skipped) if self.coverage else {}
+
     def summary(self) -> Dict[str, float]:
         """Whole-model ``mean_cosine``, ``mean_negative_cosine`` and
         ``conflict_fraction``."""
@@ -127,26 +170,53 @@ class GradientConflict:
         """The summary of each layer's matrix."""
         return {name: summarize(cos) for name, cos in self.per_layer.items()}
 
+    def group_matrices(self, depth: int) -> Dict[str, Tensor]:
+        """Cosine matrix of each group of layers (:func:`layer_groups`),
+        over the group's layers together."""
+        return {
+            key: cosine_from_gram(sum(self.layer_grams[n] for n in names))
+            for key, names in layer_groups(self.layers, depth).items()
+        }
+
     def to_npz(self, path: str, class_names: Optional[Sequence[str]] = None,
                **extra) -> None:
-        """Save everything as one ``.npz`` (written to a temporary file and
-        renamed, so a reader never sees half a file).
+        """Save everything as one ``.npz`` of plain numeric and string
+        arrays (``np.load`` needs no pickle; :meth:`from_npz` reads it
+        back), written to a temporary file and renamed, so a reader never
+        sees half a file.
 
         ``extra`` entries (e.g. ``iteration``) are stored as arrays.
         """
         names = self.layers
+        k = len(self.classes)
+        cover = self.coverage or Coverage(0, 0)
+        weighted = self.weighted_class_conflict if \
+            self.weighted_class_conflict is not None else \
+            torch.full((k, ), float('nan'))
         arrays = dict(
             matrix=self.matrix.cpu().numpy(),
             gram=self.gram.cpu().numpy(),
             layer_names=np.array(names, dtype=str),
             per_layer=np.stack([self.per_layer[n].cpu().numpy()
-                                for n in names]),
-            norms=np.stack([self.norms[n].cpu().numpy() for n in names]),
+                                for n in names]) if names else
+            np.zeros((0, k, k)),
+            layer_grams=np.stack([self.layer_grams[n].cpu().numpy()
+                                  for n in names]) if self.layer_grams and
+            names else np.zeros((0, k, k)),
+            norms=np.stack([self.norms[n].cpu().numpy() for n in names])
+            if names else np.zeros((0, k)),
             present=self.present.cpu().numpy(),
             counts=self.counts.cpu().numpy(),
             classes=self.classes.cpu().numpy(),
             class_conflict=self.class_conflict.cpu().numpy(),
+            weighted_class_conflict=weighted.cpu().numpy(),
             sketch_dim=np.array(self.sketch_dim or 0),
+            coverage=np.array(cover.fraction),
+            analysed_parameters=np.array(cover.analysed),
+            trainable_parameters=np.array(cover.total),
+            skipped_names=np.array(list(cover.skipped), dtype=str),
+            skipped_reasons=np.array(list(cover.skipped.values()),
+                                     dtype=str),
             **{k: np.array(v) for k, v in self.summary().items()})
         if class_names is not None:
             arrays['class_names'] = np.array(
@@ -162,6 +232,35 @@ class GradientConflict:
         except BaseException:
             os.unlink(tmp)
             raise
+
+    @classmethod
+    def from_npz(cls, path: str) -> 'GradientConflict':
+        """Read a result written by :meth:`to_npz`."""
+        with np.load(path) as data:
+            d = {k: data[k] for k in data.files}
+        t = torch.from_numpy
+        names = [str(n) for n in d['layer_names']]
+        grams = d.get('layer_grams')
+        skipped = dict(zip((str(n) for n in d.get('skipped_names', [])),
+                           (str(r) for r in d.get('skipped_reasons', []))))
+        coverage = Coverage(int(d['analysed_parameters']),
+                            int(d['trainable_parameters']), skipped) \
+            if 'analysed_parameters' in d else None
+        return cls(
+            matrix=t(d['matrix']),
+            per_layer={n: t(m) for n, m in zip(names, d['per_layer'])},
+            norms={n: t(v) for n, v in zip(names, d['norms'])},
+            present=t(d['present']),
+            counts=t(d['counts']),
+            classes=t(d['classes']),
+            class_conflict=t(d['class_conflict']),
+            gram=t(d['gram']),
+            sketch_dim=int(d['sketch_dim']) or None,
+            weighted_class_conflict=t(d['weighted_class_conflict'])
+            if 'weighted_class_conflict' in d else None,
+            layer_grams={n: t(g) for n, g in zip(names, grams)}
+            if grams is not None and len(grams) else {},
+            coverage=coverage)
 
 
 def conflict_matrix(class_grads: ClassGradients) -> GradientConflict:
@@ -181,7 +280,10 @@ def conflict_matrix(class_grads: ClassGradients) -> GradientConflict:
         classes=class_grads.classes,
         class_conflict=conflict_with_rest(total),
         gram=total,
-        sketch_dim=class_grads.sketch_dim)
+        sketch_dim=class_grads.sketch_dim,
+        weighted_class_conflict=weighted_conflict(total, class_grads.counts),
+        layer_grams=dict(grams),
+        coverage=class_grads.coverage)
 
 
 def gradient_conflict(model: nn.Module,
@@ -195,7 +297,10 @@ def gradient_conflict(model: nn.Module,
                       classes: Optional[Sequence[int]] = None,
                       align_corners: bool = False,
                       sketch_dim: int = 4096,
-                      seed: int = 0) -> GradientConflict:
+                      seed: int = 0,
+                      norm_stats: str = 'running',
+                      on_failure: str = 'raise',
+                      vjp_batch: int = 1) -> GradientConflict:
     """The Gradient Conflict Matrix of ``model`` on one batch.
 
     ``model(inputs)`` gives logits (N, C) or (N, C, *spatial); the loss of
@@ -220,4 +325,7 @@ def gradient_conflict(model: nn.Module,
             align_corners=align_corners,
             statistic='gram',
             sketch_dim=sketch_dim,
-            seed=seed))
+            seed=seed,
+            norm_stats=norm_stats,
+            on_failure=on_failure,
+            vjp_batch=vjp_batch))

@@ -9,7 +9,7 @@ import glob
 import os
 import os.path as osp
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -28,7 +28,8 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: str) -> None:
+def save_figure(fig, path: str) -> None:
+    """Write a figure of :func:`_figure` as a PNG, creating the folder."""
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fig.tight_layout()
@@ -46,17 +47,18 @@ def _labels(count: int,
     return list(class_names) if count <= MAX_LABELLED_CLASSES else None
 
 
-def plot_heatmap(matrix: np.ndarray,
-                 path: str,
-                 class_names: Optional[Sequence[str]] = None,
-                 title: Optional[str] = None) -> None:
-    """Save a (K, K) cosine matrix as a heatmap; absent classes (NaN) grey.
+def heatmap_figure(matrix: np.ndarray,
+                   class_names: Optional[Sequence[str]] = None,
+                   title: Optional[str] = None) -> Tuple[object, np.ndarray]:
+    """A (K, K) cosine matrix as a heatmap; absent classes (NaN) grey.
 
     Args:
         matrix: Cosines in [-1, 1], shape (K, K).
-        path: PNG file to write.
         class_names: Axis labels (shown up to 40 classes).
         title: Figure title.
+
+    Returns:
+        The matplotlib figure and its pixels, (H, W, 3) RGB uint8.
     """
     import matplotlib
     k = matrix.shape[0]
@@ -73,7 +75,25 @@ def plot_heatmap(matrix: np.ndarray,
         ax.set_xticks(range(k), labels, rotation=90)
         ax.set_yticks(range(k), labels)
     ax.set_title(title or 'Gradient Conflict Matrix')
-    _save(fig, path)
+    fig.tight_layout()
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    return fig, pixels
+
+
+def plot_heatmap(matrix: np.ndarray,
+                 path: str,
+                 class_names: Optional[Sequence[str]] = None,
+                 title: Optional[str] = None) -> None:
+    """Save a (K, K) cosine matrix as a heatmap (:func:`heatmap_figure`).
+
+    Args:
+        matrix: Cosines in [-1, 1], shape (K, K).
+        path: PNG file to write.
+        class_names: Axis labels (shown up to 40 classes).
+        title: Figure title.
+    """
+    save_figure(heatmap_figure(matrix, class_names, title)[0], path)
 
 
 def load_results(paths: Sequence[str]) -> List[Dict[str, np.ndarray]]:
@@ -132,7 +152,12 @@ def plot_layers(result: Dict[str, np.ndarray],
     if len(labels) <= 20:
         bottom.legend(fontsize='small', ncol=2)
     bottom.set_xticks(x, names, rotation=90, fontsize='small')
-    _save(fig, path)
+    save_figure(fig, path)
+
+
+def _iterations(results: Sequence[Dict[str, np.ndarray]]) -> np.ndarray:
+    return np.array([int(r.get('iteration', i))
+                     for i, r in enumerate(results)])
 
 
 def plot_evolution(results: Sequence[Dict[str, np.ndarray]],
@@ -140,8 +165,7 @@ def plot_evolution(results: Sequence[Dict[str, np.ndarray]],
                    class_names: Optional[Sequence[str]] = None) -> None:
     """Whole-model summaries (top) and each class's conflict with the rest
     (bottom) against the training iteration."""
-    iters = np.array([int(r.get('iteration', i))
-                      for i, r in enumerate(results)])
+    iters = _iterations(results)
     fig = _figure(9, 8)
     top, bottom = fig.subplots(2, 1, sharex=True)
     for key in SUMMARY_KEYS:
@@ -160,4 +184,33 @@ def plot_evolution(results: Sequence[Dict[str, np.ndarray]],
     bottom.set_xlabel('iteration')
     if len(labels) <= 20:
         bottom.legend(fontsize='small', ncol=2)
-    _save(fig, path)
+    save_figure(fig, path)
+
+
+def plot_runs(runs: Dict[str, Sequence[Dict[str, np.ndarray]]], path: str):
+    """Several runs side by side, one curve per run: each whole-model
+    summary, and the mean over the present classes of each class's conflict
+    with the rest and with the count-weighted gradient, against the
+    iteration. Returns the figure (its axes in that order)."""
+    panels = list(SUMMARY_KEYS) + ['class_conflict', 'weighted_class_conflict']
+    titles = dict(class_conflict='mean cos(g_c, other classes)',
+                  weighted_class_conflict='mean cos(g_c, sum_j n_j g_j)')
+    fig = _figure(9, 2.2 * len(panels))
+    axes = fig.subplots(len(panels), 1, sharex=True)
+    for label, results in runs.items():
+        iters = _iterations(results)
+        for ax, key in zip(axes, panels):
+            if key in SUMMARY_KEYS:
+                values = [float(r[key]) for r in results]
+            else:
+                values = [float(np.nanmean(r[key])) if key in r and
+                          np.isfinite(r[key]).any() else np.nan
+                          for r in results]
+            ax.plot(iters, values, marker='o', label=label)
+    for ax, key in zip(axes, panels):
+        ax.axhline(0, color='grey', linewidth=0.5)
+        ax.set_ylabel(titles.get(key, key), fontsize='small')
+    axes[0].legend(fontsize='small')
+    axes[-1].set_xlabel('iteration')
+    save_figure(fig, path)
+    return fig

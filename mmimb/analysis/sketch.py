@@ -20,12 +20,25 @@ u, v with cosine rho, Chebyshev's inequality applied to ``<Su, Sv>``,
 at most ``k`` parameters is kept exactly.
 """
 import zlib
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 
-def count_sketch(grads: Tensor, dim: int, seed: int, name: str) -> Tensor:
+def sketch_hash(size: int, dim: int, seed: int, name: str,
+                device=None) -> Tuple[Tensor, Tensor]:
+    """The bucket (int64) and sign (+-1) of each of ``size`` entries, drawn
+    from a generator seeded by ``seed`` and ``name``."""
+    gen = torch.Generator().manual_seed(
+        (seed * 1000003 + zlib.crc32(name.encode())) % (1 << 63))
+    bucket = torch.randint(0, dim, (size, ), generator=gen)
+    sign = torch.randint(0, 2, (size, ), generator=gen).float() * 2 - 1
+    return bucket.to(device), sign.to(device)
+
+
+def count_sketch(grads: Tensor, dim: int, seed: int, name: str,
+                 hashed: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
     """Sketch each row of ``grads``.
 
     Args:
@@ -33,6 +46,7 @@ def count_sketch(grads: Tensor, dim: int, seed: int, name: str) -> Tensor:
         dim: Sketch size k.
         seed: Seed shared by every call that must sketch alike.
         name: Layer name, mixed into the seed so layers hash independently.
+        hashed: :func:`sketch_hash` of this layer, to reuse it.
 
     Returns:
         Tensor: Shape (K, min(P, k)); ``grads`` itself when P <= k.
@@ -42,10 +56,6 @@ def count_sketch(grads: Tensor, dim: int, seed: int, name: str) -> Tensor:
     size = grads.shape[1]
     if size <= dim:
         return grads
-    gen = torch.Generator().manual_seed(
-        (seed * 1000003 + zlib.crc32(name.encode())) % (1 << 63))
-    bucket = torch.randint(0, dim, (size, ), generator=gen)
-    sign = torch.randint(0, 2, (size, ), generator=gen).float() * 2 - 1
-    bucket, sign = bucket.to(grads.device), sign.to(grads.device)
+    bucket, sign = hashed or sketch_hash(size, dim, seed, name, grads.device)
     return grads.new_zeros(grads.shape[0], dim).index_add_(
         1, bucket, grads * sign)

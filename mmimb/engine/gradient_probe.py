@@ -8,17 +8,21 @@ head's low-resolution logits, which the analysis resizes to label size as
 the decode head's loss does (bilinear, the head's ``align_corners``).
 """
 import copy
+import math
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence, Tuple
+from typing import (Callable, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 
 from mmimb.analysis import ClassGradients, class_gradients
+from mmimb.analysis.class_gradients import LossError
 
 
 @dataclass
@@ -118,13 +122,14 @@ def probe_batch(model: nn.Module, data_batch: dict) -> Probe:
 def probe_class_gradients(model: nn.Module, batches: Iterable[dict],
                           **kwargs) -> Tuple[ClassGradients, Probe]:
     """Class gradients over data batches: each class's loss averaged over
-    all its samples (pixels) in them.
+    all its samples (pixels) in them. Each batch's class gradients are added
+    to the earlier ones layer by layer.
 
     Args:
         model: The unwrapped segmentor or classifier.
         batches: Data batches of its dataloader (at least one).
         **kwargs: For :func:`mmimb.analysis.class_gradients` (``layers``,
-            ``mode``, ``statistic``, ...).
+            ``mode``, ``statistic``, ``loss_fn``, ...).
 
     Returns:
         The merged class gradients and the last batch's probe.
@@ -132,12 +137,122 @@ def probe_class_gradients(model: nn.Module, batches: Iterable[dict],
     merged, probe = None, None
     for batch in batches:
         probe = probe_batch(model, batch)
-        grads = class_gradients(model, (probe.inputs, probe.targets),
-                                **kwargs, **probe.kwargs())
-        merged = grads if merged is None else merged.merge(grads)
+        merged = class_gradients(model, (probe.inputs, probe.targets),
+                                 accumulate=merged, **kwargs,
+                                 **probe.kwargs())
     if merged is None:
         raise ValueError('no batch to analyse')
     return merged, probe
+
+
+def module_loss(losses: nn.Module) -> Tuple[Callable, str]:
+    """A loss module (or a ModuleList of them, added) as
+    ``loss_fn(logits, targets, reduction='none')``, called with
+    ``reduction_override``, and its name."""
+    modules = list(losses) if isinstance(losses, nn.ModuleList) else \
+        [losses]
+
+    def loss_fn(logits, targets, reduction='none'):
+        total = None
+        for module in modules:
+            value = module(logits, targets, reduction_override=reduction)
+            total = value if total is None else total + value
+        return total
+
+    return loss_fn, '+'.join(type(m).__name__ for m in modules)
+
+
+def model_loss(model: nn.Module) -> Tuple[Optional[Callable], str]:
+    """The model's own loss (mmseg: the decode head's ``loss_decode``;
+    mmpretrain: the head's ``loss_module``) by :func:`module_loss`, and its
+    name; ``(None, reason)`` for a model without one. Whether it really is
+    per-element is checked by the analysis."""
+    head = getattr(model, 'decode_head', None)
+    losses = getattr(head, 'loss_decode', None) if head is not None else \
+        getattr(getattr(model, 'head', None), 'loss_module', None)
+    if losses is None:
+        return None, 'the model has no decode_head.loss_decode or ' \
+            'head.loss_module'
+    return module_loss(losses)
+
+
+class ProbeLoss:
+    """The loss a gradient analysis of a model uses.
+
+    Args:
+        spec: None: the model's own loss (:func:`model_loss`) if it gives a
+            loss per sample (pixel) that depends on that sample's logits
+            only, else cross-entropy (with a warning); ``'cross_entropy'``;
+            a loss config dict (built by mmengine's registry, called with
+            ``reduction_override``); or a callable
+            ``loss_fn(logits, targets, reduction='none')``.
+    """
+
+    def __init__(self, spec: Union[None, str, dict, Callable] = None):
+        if not (spec is None or spec == 'cross_entropy'
+                or isinstance(spec, dict) or callable(spec)):
+            raise ValueError(f'loss_fn={spec!r}; expected None, '
+                             "'cross_entropy', a loss config or a callable")
+        self.spec = spec
+        self.fn: Optional[Callable] = None
+        self.name = ''
+
+    def _resolve(self, model: nn.Module, warn: Callable[[str], None]):
+        if self.spec == 'cross_entropy':
+            self.fn, self.name = F.cross_entropy, 'cross_entropy'
+        elif callable(self.spec):
+            self.fn = self.spec
+            self.name = getattr(self.spec, '__name__',
+                                type(self.spec).__name__)
+        elif isinstance(self.spec, dict):
+            from mmengine.registry import MODELS
+            self.fn, self.name = module_loss(MODELS.build(self.spec))
+        else:
+            self.fn, self.name = model_loss(model)
+            if self.fn is None:
+                warn(f'{self.name}; using cross-entropy')
+                self.fn, self.name = F.cross_entropy, 'cross_entropy'
+
+    def class_gradients(self, model: nn.Module, batches: Sequence[dict],
+                        warn: Callable[[str], None],
+                        **kwargs) -> Tuple[ClassGradients, Probe]:
+        """:func:`probe_class_gradients` with this loss; the model's own
+        loss is replaced by cross-entropy (for good, with a warning) if the
+        analysis refuses it."""
+        if self.fn is None:
+            self._resolve(model, warn)
+        try:
+            return probe_class_gradients(model, batches, loss_fn=self.fn,
+                                         **kwargs)
+        except LossError as err:
+            if self.spec is not None or self.fn is F.cross_entropy:
+                raise
+            warn(f"the model's loss {self.name} cannot be used ({err}); "
+                 'using cross-entropy')
+            self.fn, self.name = F.cross_entropy, 'cross_entropy'
+            return probe_class_gradients(model, batches, loss_fn=self.fn,
+                                         **kwargs)
+
+
+def cold_batch_norms(model: nn.Module,
+                     weight: float = 0.01) -> List[Tuple[str, int, int]]:
+    """The BatchNorm layers in training mode whose running statistics still
+    weigh their initial values by more than ``weight``: (name, batches
+    seen, batches needed). With momentum m the initial values weigh
+    ``(1 - m) ** t`` after t batches (none after one batch with the
+    cumulative average, ``momentum=None``)."""
+    cold = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.modules.batchnorm._BatchNorm) or \
+                not module.training or not module.track_running_stats:
+            continue
+        m = module.momentum
+        needed = 1 if m is None or m >= 1 else math.ceil(
+            math.log(weight) / math.log(1 - m))
+        seen = int(module.num_batches_tracked)
+        if seen < needed:
+            cold.append((name, seen, needed))
+    return cold
 
 
 def class_names(dataset) -> Optional[Sequence[str]]:
