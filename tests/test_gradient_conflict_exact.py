@@ -246,20 +246,24 @@ def test_norm_affine_parameters_match_per_class_autograd():
 
 
 def test_class_wise_layers_of_csba_and_dfa():
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
     from mmimb.models.layers import ClassWiseLinear
     import mmimb.models  # noqa: F401 (registers the CSBA neck and head)
     torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='ResNet_CIFAR', depth=18, num_stages=1,
-                      stem_channels=8, base_channels=8, strides=(1, ),
-                      dilations=(1, ), out_indices=(0, )),
-        neck=dict(type='CSBANeck', in_channels=8, num_classes=4,
-                  out_channels=6),
-        head=dict(type='ClassWiseLinearClsHead', num_classes=4,
-                  in_channels=6)))
+    # Earlier tests may leave mmseg as the default scope, which would make
+    # mmpretrain's registry look its types up in mmseg's.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='ResNet_CIFAR', depth=18, num_stages=1,
+                          stem_channels=8, base_channels=8, strides=(1, ),
+                          dilations=(1, ), out_indices=(0, )),
+            neck=dict(type='CSBANeck', in_channels=8, num_classes=4,
+                      out_channels=6),
+            head=dict(type='ClassWiseLinearClsHead', num_classes=4,
+                      in_channels=6)))
     with torch.no_grad():
         model.neck.attention.expand.weight.normal_(0, 0.5)
     x, y = torch.randn(12, 3, 8, 8), torch.arange(12) % 4
