@@ -11,6 +11,8 @@ from typing import Iterator, List, Optional, Tuple
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, Registry
 
+from mmimb.utils.errors import ConfigError
+
 # Scopes whose registries the checks know, with the model types that reveal
 # a config's scope when ``default_scope`` is missing.
 _SCOPE_MODULES = {'mmseg': 'mmseg.registry', 'mmpretrain': 'mmpretrain.registry'}
@@ -18,10 +20,6 @@ _SCOPE_MODULES = {'mmseg': 'mmseg.registry', 'mmpretrain': 'mmpretrain.registry'
 GENERATED_DATASETS = ('SyntheticTissueDataset', )
 # Keys of a dataset config that wrap other dataset configs.
 _WRAPPED_KEYS = ('dataset', 'datasets')
-
-
-class ConfigError(ValueError):
-    """A config that cannot work; the message says what and why."""
 
 
 def _registries(scope: str):
