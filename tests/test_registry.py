@@ -14,7 +14,8 @@ SCOPES = {
     'mmengine': mmengine_registry,
 }
 KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
-         'OPTIM_WRAPPER_CONSTRUCTORS', 'VISUALIZERS', 'LOOPS')
+         'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'VISUALIZERS',
+         'LOOPS')
 
 # (scope the component is registered in, registry, name) -> build kwargs.
 # Kind-neutral components (scope 'mmengine') are built under both the mmseg
@@ -43,6 +44,10 @@ BUILD_CASES = {
     dict(in_channels=8, channels=16, num_classes=3, num_heads=2,
          feedforward_channels=32, class_freq=[0.5, 0.3, 0.2]),
     ('mmengine', 'HOOKS', 'DFABiasLoggerHook'): dict(),
+    ('mmengine', 'HOOKS', 'ChannelsLastHook'): dict(),
+    # tests/test_cpu_fast_path.py builds it around an optimizer and trains
+    # complete configs with it.
+    ('mmengine', 'OPTIM_WRAPPERS', 'CPUAmpOptimWrapper'): None,
     ('mmengine', 'HOOKS', 'GradientConflictHook'): dict(interval=10),
     ('mmengine', 'MODELS', 'CCARLoss'): dict(class_freq=[3, 2, 1]),
     ('mmpretrain', 'MODELS', 'CifarResNet'): dict(depth=20),

@@ -2,7 +2,7 @@
 MMSegmentation / MMPretrain) config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...]
+        [--auto-scale-lr] [--no-validate] [--threads N] [--cfg-options k=v ...]
         [--launcher none|pytorch|slurm|mpi]
 
 ``mmimb-train`` is the same command.
@@ -23,7 +23,10 @@ def parse_args(argv=None):
         help='resume from CKPT, or without a value from the latest '
         'checkpoint in the work dir')
     parser.add_argument(
-        '--amp', action='store_true', help='mixed-precision training')
+        '--amp',
+        action='store_true',
+        help='mixed precision: fp16 with loss scaling on a GPU, bf16 '
+        'autocast on a CPU with bf16 instructions (fp32 otherwise)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',

@@ -31,6 +31,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        help='CPU threads of this process (default: torch\'s, one per '
+        'physical core)')
     # torchrun passes --local-rank to the script.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -42,6 +47,12 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
         ConfigError: If the file does not exist.
     """
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f'--threads {args.threads}: expected a '
+                              'positive number of threads')
+        import torch
+        torch.set_num_threads(args.threads)
     if not osp.isfile(path):
         raise ConfigError(f'config file {path!r} does not exist')
     cfg = Config.fromfile(path)
@@ -83,24 +94,34 @@ def _distribute_on_cpu(cfg: Config) -> None:
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper to mixed precision.
+    """Switch the optimizer wrapper to mixed precision: mmengine's
+    ``AmpOptimWrapper`` (fp16 with dynamic loss scaling) on a GPU, mmimb's
+    :class:`~mmimb.engine.CPUAmpOptimWrapper` (bf16, no loss scaling)
+    without one. A CPU without bf16 instructions trains in fp32, with one
+    line saying so.
 
     Raises:
-        ConfigError: Without a GPU (mmengine's ``AmpOptimWrapper`` runs on
-            accelerators only) or with a wrapper other than OptimWrapper.
+        ConfigError: With a wrapper other than OptimWrapper.
     """
     import torch
+
+    from .optimizers.cpu_amp_optim_wrapper import cpu_bf16_support
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper':
+    if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
         return
     if wrapper != 'OptimWrapper':
         raise ConfigError('--amp needs optim_wrapper.type=OptimWrapper, got '
                           f'{wrapper!r}')
-    if not torch.cuda.is_available():
-        raise ConfigError('--amp needs a CUDA GPU: mmengine\'s '
-                          'AmpOptimWrapper does not run on the CPU')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        return
+    supported, reason = cpu_bf16_support()
+    if not supported:
+        print_log(f'--amp: no GPU and {reason}; training in fp32',
+                  logger='current', level=logging.WARNING)
+        return
+    cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
 
 
 def build_runner(cfg: Config, mode: str):

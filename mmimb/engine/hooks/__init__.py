@@ -1,4 +1,5 @@
+from .channels_last_hook import ChannelsLastHook
 from .dfa_bias_logger_hook import DFABiasLoggerHook
 from .gradient_conflict_hook import GradientConflictHook
 
-__all__ = ['DFABiasLoggerHook', 'GradientConflictHook']
+__all__ = ['ChannelsLastHook', 'DFABiasLoggerHook', 'GradientConflictHook']

@@ -1,0 +1,153 @@
+"""CPU training speed: fp32 against bf16 autocast and bf16 + channels-last,
+side by side in one run, for ResNet-32 on CIFAR (batch 128) and the CPU DFA
+config (SegFormer-B0 + DFA head, batch 8, 128 px).
+
+    python benchmarks/cpu_training.py [--models resnet32 dfa] [--rounds 8]
+        [--warmup 3] [--threads N]
+
+Each variant is a copy of the same model, trained through the real
+``model.train_step`` (data preprocessing, forward, loss, backward, optimizer
+step) with mmengine's ``OptimWrapper`` (fp32) or mmimb's
+``CPUAmpOptimWrapper`` (bf16), the last one also with ``ChannelsLastHook``.
+Rounds interleave the variants (a different order each round), so that a
+change of machine load hits all of them alike; the table gives the median
+step time, its ratio to fp32, and the activation memory (bytes autograd
+saves for the backward pass, :func:`mmimb.utils.autograd_footprint`). The
+first bf16 + channels-last steps are slow while oneDNN builds its kernels:
+``--warmup`` steps per variant are not timed.
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+from types import SimpleNamespace
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import MODELS, OPTIM_WRAPPERS  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+from mmimb.engine import resolve_config  # noqa: E402
+from mmimb.engine.hooks import ChannelsLastHook  # noqa: E402
+from mmimb.engine.optimizers import cpu_bf16_support  # noqa: E402
+from mmimb.utils import autograd_footprint  # noqa: E402
+
+MODELS_TO_CONFIG = {
+    'resnet32': 'configs/ccar/resnet32_cifar10-lt-if100_ce.py',
+    'dfa': 'configs/dfa/dfa_tiny_synthetic.py',
+}
+VARIANTS = ('fp32', 'bf16', 'bf16 + channels_last')
+
+
+def cifar_batch(batch_size: int) -> dict:
+    from mmpretrain.structures import DataSample
+    g = torch.Generator().manual_seed(0)
+    return dict(
+        inputs=[torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8,
+                              generator=g) for _ in range(batch_size)],
+        data_samples=[DataSample().set_gt_label(int(i)) for i in
+                      torch.randint(0, 10, (batch_size, ), generator=g)])
+
+
+def dataloader_batch(cfg: Config) -> dict:
+    from mmengine.runner import Runner
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    loader_cfg.update(num_workers=0, persistent_workers=False)
+    return next(iter(Runner.build_dataloader(loader_cfg, seed=0)))
+
+
+def build(name: str):
+    """The model of ``name``'s config, its optimizer config and a batch."""
+    cfg = Config.fromfile(osp.join(ROOT, MODELS_TO_CONFIG[name]))
+    init_default_scope(cfg.default_scope)
+    cfg = resolve_config(cfg)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    batch = cifar_batch(128) if name == 'resnet32' else dataloader_batch(cfg)
+    return model, cfg.optim_wrapper.optimizer, batch
+
+
+def variant(model, optimizer_cfg: dict, kind: str):
+    model = copy.deepcopy(model).train()
+    optimizer = copy.deepcopy(dict(optimizer_cfg))
+    optimizer['params'] = model.parameters()
+    from mmengine.registry import OPTIMIZERS
+    wrapper = OPTIM_WRAPPERS.build(
+        dict(type='OptimWrapper' if kind == 'fp32' else 'CPUAmpOptimWrapper',
+             optimizer=OPTIMIZERS.build(optimizer)))
+    if kind == 'bf16 + channels_last':
+        ChannelsLastHook().before_run(SimpleNamespace(model=model))
+    return model, wrapper
+
+
+def saved_bytes(model, wrapper, batch) -> int:
+    def step():
+        with wrapper.optim_context(model):
+            data = model.data_preprocessor(copy.copy(batch), True)
+            losses = model(**data, mode='loss')
+        return model.parse_losses(losses)[0]
+
+    footprint = autograd_footprint(step)
+    wrapper.zero_grad()
+    return footprint.saved_bytes
+
+
+def benchmark(name: str, rounds: int, warmup: int) -> list:
+    model, optimizer_cfg, batch = build(name)
+    runs = {kind: variant(model, optimizer_cfg, kind) for kind in VARIANTS}
+    for kind, (m, w) in runs.items():
+        for _ in range(warmup):
+            m.train_step(copy.copy(batch), w)
+    times = {kind: [] for kind in VARIANTS}
+    for r in range(rounds):
+        order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+        for kind in order:
+            m, w = runs[kind]
+            start = time.perf_counter()
+            m.train_step(copy.copy(batch), w)
+            times[kind].append(time.perf_counter() - start)
+    memory = {kind: saved_bytes(*runs[kind], batch) for kind in VARIANTS}
+    base = statistics.median(times['fp32'])
+    rows = []
+    for kind in VARIANTS:
+        median = statistics.median(times[kind])
+        rows.append(
+            f'| {name} | {kind} | {median:.3f} | {min(times[kind]):.3f} | '
+            f'{base / median:.2f}x | {memory[kind] / 2**20:.1f} | '
+            f'{memory[kind] / memory["fp32"]:.2f} |')
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--models', nargs='+', default=list(MODELS_TO_CONFIG),
+                        choices=list(MODELS_TO_CONFIG))
+    parser.add_argument('--rounds', type=int, default=8)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch threads (default: torch\'s, one per '
+                        'physical core)')
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    supported, reason = cpu_bf16_support()
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
+          f'{os.cpu_count()} logical CPUs, bf16: {reason}, load average '
+          f'{os.getloadavg()[0]:.1f}')
+    print('\n| model | variant | median step (s) | fastest step (s) | '
+          'speed-up over fp32 | activation memory (MiB) | memory x fp32 |')
+    print('| --- | --- | --- | --- | --- | --- | --- |')
+    for name in args.models:
+        for row in benchmark(name, args.rounds, args.warmup):
+            print(row, flush=True)
+
+
+if __name__ == '__main__':
+    main()
