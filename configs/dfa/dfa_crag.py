@@ -23,7 +23,7 @@ param_scheduler = [
         start_factor=1e-3,
         by_epoch=False,
         begin=0,
-        end=46 * _base_.accumulative_counts),
+        end=(46 + 1) * _base_.accumulative_counts),
     dict(
         type='MultiStepLR',
         by_epoch=True,

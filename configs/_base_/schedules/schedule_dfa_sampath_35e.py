@@ -6,11 +6,12 @@
 # epoch and decays at steps 72 * 25 and 72 * 29). fp32. Validation and a
 # checkpoint every epoch, the best by mDice kept.
 #
-# mmengine steps the schedulers every iteration (one batch), and the
-# optimizer every `accumulative_counts` iterations, so the warm-up spans
-# warmup_steps * accumulative_counts iterations; LinearLR cannot start at 0,
-# so optimizer step k gets (k + 0.5) / 72 of the learning rate where the
-# reference gives k / 72.
+# mmengine steps the schedulers every iteration (one batch) and the optimizer
+# every `accumulative_counts` iterations: optimizer step k is iteration
+# 2k + 1. LinearLR reaches its end factor at iteration `end - 1` and cannot
+# start at 0, so with end = (72 + 1) * 2 step k gets (2k + 1) / 145 of the
+# learning rate where the reference gives k / 72 (0.7% instead of 0 at the
+# first step, equal from step 72 on).
 accumulative_counts = 2
 warmup_steps = 72
 max_epochs = 35
@@ -26,7 +27,7 @@ param_scheduler = [
         start_factor=1e-3,
         by_epoch=False,
         begin=0,
-        end=warmup_steps * accumulative_counts),
+        end=(warmup_steps + 1) * accumulative_counts),
     dict(
         type='MultiStepLR',
         by_epoch=True,
