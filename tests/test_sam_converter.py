@@ -39,24 +39,35 @@ def test_encoder_loads_strictly_into_vit_sam(sam_fixtures):
                        sam['image_encoder.blocks.1.attn.rel_pos_w'])
 
 
-def test_decoder_parts_load_into_dfa_head(sam_fixtures):
-    s = sam_fixtures
-    sam = s.official_sam_state_dict()
-    converted = convert_sam(sam, with_decoder=True)
-    head_state = {
+def converted_head_state(s):
+    converted = convert_sam(s.official_sam_state_dict(), with_decoder=True)
+    return {
         k[len('decode_head.'):]: v
         for k, v in converted.items() if k.startswith('decode_head.')
     }
+
+
+def tiny_head(s, **kwargs):
     init_default_scope('mmseg')
-    head = DFAHead(in_channels=s.OUT, channels=s.D, num_classes=3,
+    return DFAHead(in_channels=s.OUT, channels=s.D, num_classes=3,
                    num_heads=2, feedforward_channels=s.DEC_MLP,
-                   class_freq=[.5, .3, .2])
-    result = head.load_state_dict(head_state, strict=False)
-    assert result.unexpected_keys == []
+                   class_freq=[.5, .3, .2], **kwargs)
+
+
+def test_decoder_parts_load_into_dfa_head(sam_fixtures):
+    s = sam_fixtures
+    sam = s.official_sam_state_dict()
+    head = tiny_head(s)
+    result = head.load_state_dict(converted_head_state(s), strict=False)
+    # SAM-Path's layout parts, which the 'class' layout does not have
+    assert sorted(result.unexpected_keys) == sorted(
+        ['no_mask_embed', 'iou_token.weight'] + [
+            f'iou_prediction_head.layers.{j}.{n}' for j in (0, 1)
+            for n in ('weight', 'bias')
+        ])
     # only what SAM has no counterpart for stays at its initialisation
     missing = {k.split('.')[0] for k in result.missing_keys}
-    assert missing == {'class_tokens', 'class_bias',
-                       'output_hypernetworks_mlps'}
+    assert missing == {'class_tokens', 'class_bias'}
     state = head.state_dict()
     assert torch.equal(
         state['layers.1.cross_attn_image_to_token.k_proj.weight'],
@@ -65,6 +76,44 @@ def test_decoder_parts_load_into_dfa_head(sam_fixtures):
     assert torch.equal(
         state['pe_layer.positional_encoding_gaussian_matrix'],
         sam['prompt_encoder.pe_layer.positional_encoding_gaussian_matrix'])
+    # every class's hypernetwork MLP is a copy of SAM's first one
+    for j in range(3):
+        first = sam[f'mask_decoder.output_hypernetworks_mlps.0.layers.{j}'
+                    '.weight']
+        assert all(torch.equal(w, first) for w in
+                   state[f'output_hypernetworks_mlps.layers.{j}.weight'])
+
+
+def test_sam_layout_loads_every_converted_part(sam_fixtures):
+    s = sam_fixtures
+    sam = s.official_sam_state_dict()
+    head = tiny_head(s, token_layout='sam', no_mask_embed=True,
+                     iou_head_channels=s.IOU_HIDDEN)
+    result = head.load_state_dict(converted_head_state(s), strict=False)
+    assert result.unexpected_keys == []
+    # SAM's mask tokens and last IoU layer are sized for SAM's 4 masks
+    assert sorted(result.missing_keys) == [
+        'class_bias.dfa_delta', 'iou_prediction_head.layers.2.bias',
+        'iou_prediction_head.layers.2.weight', 'mask_tokens.weight'
+    ]
+    state = head.state_dict()
+    assert torch.equal(state['no_mask_embed'],
+                       sam['prompt_encoder.no_mask_embed.weight'])
+    assert torch.equal(state['iou_token.weight'],
+                       sam['mask_decoder.iou_token.weight'])
+    assert torch.equal(state['iou_prediction_head.layers.1.bias'],
+                       sam['mask_decoder.iou_prediction_head.layers.1.bias'])
+
+
+def test_saved_per_class_mlps_load_unchanged(sam_fixtures):
+    """A checkpoint of a trained head keeps its per-class MLPs (only a
+    single SAM MLP is copied into every class)."""
+    s = sam_fixtures
+    trained = tiny_head(s)
+    fresh = tiny_head(s)
+    fresh.load_state_dict(trained.state_dict(), strict=True)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
 
 
 def test_cli_writes_checkpoint_and_refuses_bad_input(tmp_path, capsys,

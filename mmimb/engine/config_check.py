@@ -119,6 +119,8 @@ def _check_data_paths(ds: dict, field: str) -> None:
             raise ConfigError(
                 f'{field}.data_prefix{key}={rel!r} does not exist under '
                 f'data_root {root!r} (looked for {path!r})')
+    for key, rel in prefixes.items():
+        path = osp.join(root, rel)
         if rel and osp.isdir(path) and not _has_file(path):
             raise ConfigError(
                 f'{field}.data_prefix{key}={rel!r} under data_root {root!r} '
