@@ -46,12 +46,12 @@ class DFABiasLoggerHook(Hook):
     - ``dfa_delta/<class>``: the learned part of an anchored bias
       (``b = prior + delta``).
 
-    With ``bias_sharing='per_layer'`` each key gets the layer:
-    ``dfa_bias/layers.0/<class>``, ``dfa_bias_centred/layers.1/<class>``
+    With ``bias_sharing='per_layer'`` each key names the layer,
+    ``dfa_bias/layers.<i>/<class>`` and ``dfa_bias_centred/layers.<i>/<class>``
     (DFAHead's bias modules ``decode_head.layers.<i>.cross_attn_image_to_token
-    .class_bias``, named by what differs between them); with ``'per_head'``
-    the head: ``dfa_bias/head3/<class>`` (and
-    ``dfa_bias/layers.0/head3/<class>`` for both).
+    .class_bias``, named by the part of their names that differs); with
+    ``'per_head'`` the head, ``dfa_bias/head<h>/<class>`` and
+    ``dfa_bias_centred/head<h>/<class>``.
 
     Args:
         class_names: Names of the classes; by default the training dataset's
