@@ -65,8 +65,9 @@ def check_checkpoint_prefix(checkpoint: str, prefix: str,
             f'{field}.init_cfg.checkpoint={checkpoint!r} is an official '
             'Segment Anything checkpoint (image_encoder.*, mask_decoder.* '
             f'keys), not converted: run `python {CONVERTER} {checkpoint} '
-            'checkpoints/sam_vit-b_mmpretrain.pth` and pass the output '
-            f'({option})')
+            'checkpoints/sam_vit-b_mmpretrain.pth` and pass the converted '
+            f'file ({option}; the DFA configs load it into model.backbone '
+            'and model.decode_head)')
     if prefix == 'decode_head.' and 'backbone.' in found:
         raise ConfigError(
             f'{field}.init_cfg.checkpoint={checkpoint!r} has no decoder '
