@@ -218,9 +218,11 @@ def tiny_sam_options(s, checkpoint, data_root, layout='sam'):
     return options
 
 
-@pytest.mark.parametrize('config, amp', [('dfa_bcss', False),
-                                         ('dfa_bcss', True),
-                                         ('dfa/dfa_bcss_full_finetune', False)])
+@pytest.mark.parametrize('config, amp', [
+    ('dfa_bcss', False),
+    ('dfa_bcss', True),
+    ('dfa/dfa_bcss_full_finetune', False),
+])
 def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,
                                         sam_fixtures, config, amp):
     """`tools/train.py configs/dfa_bcss.py` (also with --amp) trains the

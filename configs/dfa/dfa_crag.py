@@ -18,19 +18,9 @@ optim_wrapper = dict(
 max_epochs = 60
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=False,
-        begin=0,
-        end=(46 + 1) * _base_.accumulative_counts),
-    dict(
-        type='MultiStepLR',
-        by_epoch=True,
-        begin=0,
-        end=max_epochs,
-        milestones=[50, 55],
-        gamma=0.1),
+    dict(_base_.warmup_scheduler,
+         end=(46 + 1) * _base_.accumulative_counts),
+    dict(_base_.decay_scheduler, end=max_epochs, milestones=[50, 55]),
 ]
 # The CRAG base config validates on the test split (CRAG has no validation
 # split), so keeping the best checkpoint by mDice would pick it on the test

@@ -21,21 +21,23 @@ optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-2),
     accumulative_counts=accumulative_counts)
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=False,
-        begin=0,
-        end=(warmup_steps + 1) * accumulative_counts),
-    dict(
-        type='MultiStepLR',
-        by_epoch=True,
-        begin=0,
-        end=max_epochs,
-        milestones=lr_milestones,
-        gamma=0.1),
-]
+# Recipes of other lengths restate the list from these two, e.g.
+#   param_scheduler = [dict(_base_.warmup_scheduler, end=(46 + 1) * 2),
+#                      dict(_base_.decay_scheduler, end=60, milestones=[...])]
+warmup_scheduler = dict(
+    type='LinearLR',
+    start_factor=1e-3,
+    by_epoch=False,
+    begin=0,
+    end=(warmup_steps + 1) * accumulative_counts)
+decay_scheduler = dict(
+    type='MultiStepLR',
+    by_epoch=True,
+    begin=0,
+    end=max_epochs,
+    milestones=lr_milestones,
+    gamma=0.1)
+param_scheduler = [warmup_scheduler, decay_scheduler]
 train_cfg = dict(
     type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict(type='ValLoop')
