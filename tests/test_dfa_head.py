@@ -371,3 +371,16 @@ def test_bias_logger_keys_are_the_documented_ones(sharing, keys):
             centred = logged[key.replace('dfa_bias/', 'dfa_bias_centred/')]
             assert centred == pytest.approx(
                 logged[key] - sum(row) / len(row), abs=1e-6)
+
+
+def test_sam_layout_without_iou_term_has_no_iou_head():
+    """CRAG's recipe has no IoU term: no IoU head, so that no parameter
+    goes without a gradient (which would stall DDP)."""
+    head = sam_head(loss_decode=dict(type='SAMPathLoss', iou_weight=0.0))
+    assert head.iou_prediction_head is None
+    masks, iou = head.predict_masks([torch.randn(1, 12, 4, 4)])
+    assert iou is None
+    losses = head.loss_by_feat((masks, iou),
+                               [_sample(torch.randint(0, 5, (16, 16)))])
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    assert all(p.grad is not None for p in head.parameters())

@@ -47,8 +47,9 @@ class DFAHead(BaseDecodeHead):
       single-mask token, whose mask SAM-Path discards, the token of
       SAM-Path's class 0 (pixels outside the annotated region, ignored by
       the loss), and one per class. The decoder predicts C + 1 masks (class
-      0's first; inference uses the C class masks) and, from the IoU token
-      through ``iou_prediction_head``, the IoU of each class mask. Class c's
+      0's first; inference uses the C class masks) and, when the loss has
+      an IoU term, from the IoU token through ``iou_prediction_head`` the
+      IoU of each class mask. Class c's
       token is token ``3 + c``, and bias entry c acts on it (with
       ``reference_bias_offset=True`` on token ``2 + c``, as in the DFA
       reference code). It trains with :class:`SAMPathLoss`. Converted SAM
@@ -81,7 +82,7 @@ class DFAHead(BaseDecodeHead):
             weights) to every image token, as SAM does when it is called
             without prompts.
         iou_head_channels: Hidden width of the IoU head (SAM: 256;
-            ``'sam'`` layout only).
+            ``'sam'`` layout with a loss that has an IoU term only).
         reference_bias_offset: Apply bias entry c to the token of class
             c - 1 (class 0's entry to the ignored class's token), as the DFA
             reference code does; for comparing numbers with the paper
@@ -96,8 +97,8 @@ class DFAHead(BaseDecodeHead):
     Shape:
         ``forward(inputs)`` returns mask logits (B, C, 4h, 4w) for a feature
         map of size (h, w); ``predict_masks(inputs)`` all masks (B, C or
-        C + 1, 4h, 4w) and, with the ``'sam'`` layout, IoU predictions
-        (B, C).
+        C + 1, 4h, 4w) and, with the ``'sam'`` layout and an IoU term in the
+        loss, IoU predictions (B, C).
     """
 
     def __init__(self,
@@ -235,9 +236,11 @@ class DFAHead(BaseDecodeHead):
             channels // 8,
             3,
             affine_func=partial(ClassWiseLinear, num_masks))
-        if token_layout == 'sam':
-            self.iou_prediction_head = MLP(channels, iou_head_channels,
-                                           num_classes, 3)
+        # Only a loss with an IoU term trains the IoU head (SAM-Path's CRAG
+        # setting has none); an unused head would stall DDP.
+        self.iou_prediction_head = MLP(
+            channels, iou_head_channels, num_classes,
+            3) if token_layout == 'sam' and losses[0].iou_weight else None
 
     def init_weights(self) -> None:
         """Initialise; a ``Pretrained`` ``init_cfg`` with a ``prefix`` must
@@ -304,7 +307,7 @@ class DFAHead(BaseDecodeHead):
             queries[:, self.mask_token_slice])
         masks = torch.einsum('bcd,bdhw->bchw', hyper, embedding)
         iou = None
-        if with_iou and self.token_layout == 'sam':
+        if with_iou and self.iou_prediction_head is not None:
             iou = self.iou_prediction_head(queries[:, 0])
         return masks, iou
 
