@@ -220,8 +220,9 @@ def tiny_sam_options(s, checkpoint, data_root, layout='sam'):
 
 @pytest.mark.parametrize('config, amp', [
     ('dfa_bcss', False),
-    ('dfa_bcss', True),
-    ('dfa/dfa_bcss_full_finetune', False),
+    pytest.param('dfa_bcss', True, marks=pytest.mark.slow),
+    pytest.param('dfa/dfa_bcss_full_finetune', False,
+                 marks=pytest.mark.slow),
 ])
 def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,
                                         sam_fixtures, config, amp):
