@@ -37,11 +37,12 @@ def test_fuse_branches_matches_loop():
 
 @pytest.mark.parametrize('gate', ['softmax', 'sigmoid'])
 @pytest.mark.parametrize('factorized', [False, True])
-def test_branch_attention_matches_per_class_formula(gate, factorized):
+@pytest.mark.parametrize('scale', [1.0, 8.0])
+def test_branch_attention_matches_per_class_formula(gate, factorized, scale):
     b, d, k = 3, 6, 5
     att = randomise(
         BranchAttention(b, d, num_sets=k, hidden_channels=4, gate=gate,
-                        factorized=factorized))
+                        factorized=factorized, logit_scale=scale))
     pooled = torch.randn(2, b, d)
     got = att(pooled)
     assert got.shape == (2, k, b, d)
@@ -55,7 +56,7 @@ def test_branch_attention_matches_per_class_formula(gate, factorized):
             else:
                 rows = slice(c * b * d, (c + 1) * b * d)
                 logits = att.expand.weight[rows] @ h + att.expand.bias[rows]
-            logits = logits.view(b, d)
+            logits = scale * logits.view(b, d)
             want = logits.softmax(0) if gate == 'softmax' \
                 else logits.sigmoid()
             torch.testing.assert_close(got[n, c], want)
@@ -95,6 +96,9 @@ def test_csba_neck_default_is_three_dilated_branches():
     assert neck.branches.dilations == (1, 2, 3)
     assert neck.branches.kernel_sizes == (3, 3, 3)
     assert neck.out_channels == 8
+    # The attention's logit scale (docs/csba.md), the same in the baseline.
+    assert neck.attention.logit_scale == 8.0
+    assert MultiBranchNeck(8).attention.logit_scale == 8.0
 
 
 @pytest.mark.parametrize('b', [1, 2, 4])
@@ -283,6 +287,7 @@ def test_concat_fusion_keeps_every_branch():
     (dict(branch_cfg=dict(dilation=(1, 2))), 'one per branch'),
     (dict(gate='relu'), 'gate'),
     (dict(num_classes=0), 'num_classes'),
+    (dict(logit_scale=0), 'logit_scale=0'),
 ])
 def test_bad_arguments_are_named(kwargs, match):
     args = dict(in_channels=8, num_classes=3)

@@ -1,4 +1,5 @@
-"""tools/analysis_tools/class_difficulty.py and plot_dfa_bias.py."""
+"""tools/analysis_tools/class_difficulty.py (and the per-class scores of
+mmimb.evaluation it writes) and plot_dfa_bias.py."""
 import json
 from pathlib import Path
 
@@ -9,8 +10,7 @@ import torch
 from mmimb.engine.config_check import ConfigError
 from mmimb.models import DFABias
 from mmimb.models.layers import difficulty_prior
-from tools.analysis_tools.class_difficulty import class_scores
-from tools.analysis_tools.class_difficulty import label_ignore_index
+from mmimb.evaluation import class_scores, label_ignore_index
 from tools.analysis_tools.class_difficulty import main as class_difficulty
 from tools.analysis_tools.plot_dfa_bias import main as plot_dfa_bias
 

@@ -53,6 +53,7 @@ BUILD_CASES = {
     dict(optim_wrapper_cfg=dict(
         type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))),
     ('mmengine', 'HOOKS', 'ChannelsLastHook'): dict(),
+    ('mmengine', 'HOOKS', 'BranchAttentionLoggerHook'): dict(),
     # tests/test_cpu_fast_path.py builds it around an optimizer and trains
     # complete configs with it.
     ('mmengine', 'OPTIM_WRAPPERS', 'CPUAmpOptimWrapper'): None,

@@ -120,3 +120,49 @@ def test_bad_specs_are_refused(specs, message):
 def test_bad_sample_count_is_refused():
     with pytest.raises(ValueError, match='num_samples must be >= 1'):
         SyntheticTissueDataset(num_samples=0)
+
+
+def test_confuser_by_name_or_index():
+    specs = [dict(name='a', freq=0.5, difficulty=0.0, color=(200, 0, 0)),
+             dict(name='b', freq=0.3, difficulty=0.0, color=(0, 200, 0)),
+             dict(name='c', freq=0.2, difficulty=0.5, color=(0, 0, 200),
+                  confuser='b')]
+    generator = TissueGenerator(specs, img_size=16)
+    np.testing.assert_allclose(generator.colors[2], (0, 100, 100))
+    by_index = TissueGenerator([*specs[:2], dict(specs[2], confuser=1)],
+                               img_size=16)
+    np.testing.assert_array_equal(by_index.colors, generator.colors)
+
+
+@pytest.mark.parametrize('confuser', ['z', 2, 5, True])
+def test_bad_confuser_is_refused(confuser):
+    specs = [dict(name='a', freq=0.5, difficulty=0.0),
+             dict(name='b', freq=0.3, difficulty=0.0),
+             dict(name='c', freq=0.2, difficulty=0.5, confuser=confuser)]
+    with pytest.raises(ValueError, match=r"class_specs\[2\] \('c'\) has "
+                       'confuser='):
+        TissueGenerator(specs)
+
+
+def test_render_paints_a_given_label_map():
+    specs = [dict(name='a', freq=0.6, difficulty=0.0, color=(200, 40, 40),
+                  dots=0.0),
+             dict(name='b', freq=0.4, difficulty=0.0, color=(40, 40, 200),
+                  dots=0.0)]
+    generator = TissueGenerator(specs, img_size=64, seed=4)
+    label = np.zeros((64, 64), np.uint8)
+    label[:, 32:] = 1
+    img = generator.render(label, np.random.default_rng(1))
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    # Each half has its class's colour, up to noise and stain jitter.
+    np.testing.assert_allclose(img[:, :32].reshape(-1, 3).mean(0),
+                               (200, 40, 40), atol=12)
+    np.testing.assert_allclose(img[:, 32:].reshape(-1, 3).mean(0),
+                               (40, 40, 200), atol=12)
+    np.testing.assert_array_equal(
+        img, generator.render(label, np.random.default_rng(1)))
+    # Generated samples are rendered from their own layout.
+    sample, sample_label = generator(3)
+    rng = np.random.default_rng((4, 3))
+    np.testing.assert_array_equal(sample_label, generator._layout(rng))
+    np.testing.assert_array_equal(sample, generator.render(sample_label, rng))

@@ -16,11 +16,18 @@ The generative model (ours; documented in docs/datasets.md):
   (``freq_jitter``); the most common class takes the rest. Regions are
   therefore blobs of realistic size, and the expected pixel frequency of
   class k is close to ``f_k``.
-* Appearance. A class has a mean colour, a density of dark "nuclei" dots and
-  a dot colour. Its difficulty ``d_k`` in [0, 1] moves all three a fraction
-  ``d_k`` of the way towards those of its confuser class (class 0 for every
-  class but 0, class 1 for class 0): 0 is distinct, 1 indistinguishable.
-  Every pixel gets Gaussian noise and every image a small stain jitter.
+* Appearance. A class has a mean colour and a density of dark "nuclei"
+  dots. Its difficulty ``d_k`` in [0, 1] moves both a fraction ``d_k`` of
+  the way towards those of its confuser class (``confuser`` in its spec;
+  by default class 0 for every class but 0, class 1 for class 0): 0 keeps
+  its own look, 1 makes it indistinguishable. Every pixel gets Gaussian
+  noise and every image a small stain jitter.
+
+``d_k`` is a setting, not a measure: how hard a class is to tell apart
+depends on its own look too. :func:`~mmimb.datasets.appearance_overlap`
+measures it, as the error of the best linear classifier of small patches
+between two classes, and :func:`~mmimb.datasets.calibrate_difficulty` sets
+``d_k`` to reach a measured target.
 """
 import math
 from typing import List, Optional, Sequence, Tuple
@@ -52,6 +59,18 @@ _PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
             (188, 189, 34), (23, 190, 207))
 
 
+def _confuser_index(spec: dict, k: int, names: List[str]) -> int:
+    confuser = spec.get('confuser', 1 if k == 0 else 0)
+    index = names.index(confuser) if confuser in names else confuser
+    if not isinstance(index, int) or isinstance(index, bool) or \
+            not 0 <= index < len(names) or index == k:
+        raise ValueError(
+            f"class_specs[{k}] ({spec['name']!r}) has confuser="
+            f'{confuser!r}; expected the name or index of another class '
+            f'(one of {names})')
+    return index
+
+
 def _validate_specs(class_specs: Sequence[dict]) -> List[dict]:
     if len(class_specs) < 2:
         raise ValueError('SyntheticTissueDataset needs at least 2 classes, '
@@ -72,6 +91,9 @@ def _validate_specs(class_specs: Sequence[dict]) -> List[dict]:
         full = dict(color=_EXTRA_COLORS[k % len(_EXTRA_COLORS)], dots=0.1)
         full.update(spec)
         specs.append(full)
+    names = [s['name'] for s in specs]
+    for k, spec in enumerate(specs):
+        spec['confuser'] = _confuser_index(spec, k, names)
     total = sum(s['freq'] for s in specs)
     if not math.isclose(total, 1.0, rel_tol=1e-3):
         raise ValueError(f'class_specs frequencies sum to {total:.4f}; '
@@ -85,7 +107,9 @@ class TissueGenerator:
     Args:
         class_specs: One dict per class with ``name``, ``freq`` (expected
             pixel fraction, summing to 1 over classes) and ``difficulty`` in
-            [0, 1]; optional ``color`` (RGB) and ``dots`` (dot density).
+            [0, 1]; optional ``color`` (RGB), ``dots`` (dot density) and
+            ``confuser`` (name or index of the class ``difficulty`` moves
+            it towards).
         img_size: Side of the square images.
         seed: Dataset seed; image ``i`` depends only on ``(seed, i)``.
         noise_std: Per-pixel Gaussian noise, in 0-255 units.
@@ -111,12 +135,11 @@ class TissueGenerator:
         self.noise_std = noise_std
         self.freq_jitter = freq_jitter
         self.field_res = field_res
-        num = len(self.specs)
         self.freq = np.array([s['freq'] for s in self.specs])
         self.difficulty = np.array([s['difficulty'] for s in self.specs])
         own_color = np.array([s['color'] for s in self.specs], np.float32)
         own_dots = np.array([s['dots'] for s in self.specs], np.float32)
-        confuser = np.array([1 if k == 0 else 0 for k in range(num)])
+        confuser = np.array([s['confuser'] for s in self.specs])
         d = self.difficulty.astype(np.float32)[:, None]
         self.colors = (1 - d) * own_color + d * own_color[confuser]
         self.dots = (1 - d[:, 0]) * own_dots + d[:, 0] * own_dots[confuser]
@@ -167,6 +190,12 @@ class TissueGenerator:
     def __call__(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng((self.seed, index))
         label = self._layout(rng)
+        return self.render(label, rng), label
+
+    def render(self, label: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+        """Paint the RGB uint8 image (H, W, 3) of a label map (H, W) of
+        side ``img_size``."""
         size = self.img_size
         stain = 1 + 0.04 * rng.standard_normal(3).astype(np.float32)
         lut = np.zeros((256, 1, 3), np.uint8)
@@ -176,7 +205,7 @@ class TissueGenerator:
         dot_mask = cv2.GaussianBlur(dots.astype(np.float32), (3, 3), 0.8)
         img += dot_mask[..., None] * 2.0 * (_DOT_COLOR - img)
         img += self._noise(rng)
-        return np.clip(img, 0, 255).astype(np.uint8), label
+        return np.clip(img, 0, 255).astype(np.uint8)
 
 
 @DATASETS.register_module()

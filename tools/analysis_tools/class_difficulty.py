@@ -11,13 +11,10 @@ split's dataset with the config's test settings and writes
 """
 import argparse
 import os.path as osp
-from typing import Dict, Sequence
-
-import torch
-from mmseg.evaluation import IoUMetric
 
 from mmimb.datasets.conversion import write_json_atomic
 from mmimb.engine.config_check import ConfigError
+from mmimb.evaluation import evaluate_class_scores
 from mmimb.engine.launch import (add_common_args, build_runner, load_config,
                                  run_cli)
 
@@ -35,39 +32,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def class_scores(areas: torch.Tensor,
-                 classes: Sequence[str]) -> Dict[str, list]:
-    """Dice and IoU per class from summed (intersection, union, prediction,
-    label) areas, shape (4, C).
-
-    Raises:
-        ConfigError: If a class is neither labelled nor predicted (its Dice
-            is undefined).
-    """
-    inter, union, pred, label = areas.double()
-    undefined = [c for c, n in zip(classes, pred + label) if n == 0]
-    if undefined:
-        raise ConfigError(
-            f'classes {undefined} occur neither in the labels nor in the '
-            'predictions of this split: their Dice is undefined; evaluate on '
-            'a split that contains them')
-    return dict(
-        dice=(2 * inter / (pred + label)).tolist(),
-        iou=(inter / union.clamp(min=1)).tolist())
-
-
-def label_ignore_index(model, dataset, default: int = 255) -> int:
-    """The label that evaluation leaves out: the decode head's
-    ``ignore_index`` (the one training used), else the dataset's (mmseg
-    keeps it as an attribute of ``BaseSegDataset``, not in its metainfo),
-    else ``default``."""
-    for owner in (getattr(model, 'decode_head', None), dataset):
-        value = getattr(owner, 'ignore_index', None)
-        if value is not None:
-            return int(value)
-    return default
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args.config, args)
@@ -76,25 +40,12 @@ def main(argv=None) -> dict:
     cfg.test_dataloader = cfg[f'{args.split}_dataloader']
     runner = build_runner(cfg, 'test')
     runner.load_checkpoint(args.checkpoint, map_location='cpu')
-    model = runner.model.eval()
-    loader = runner.test_dataloader
-    classes = list(loader.dataset.metainfo['classes'])
-    ignore_index = label_ignore_index(model, loader.dataset)
-    areas = torch.zeros(4, len(classes), dtype=torch.float64)
-    with torch.no_grad():
-        for batch in loader:
-            for sample in model.test_step(batch):
-                areas += torch.stack(
-                    IoUMetric.intersect_and_union(
-                        sample.pred_sem_seg.data.squeeze(0).cpu(),
-                        sample.gt_sem_seg.data.squeeze(0).cpu(),
-                        len(classes), ignore_index)).double()
     result = dict(
-        classes=classes,
-        **class_scores(areas, classes),
+        **evaluate_class_scores(runner.model, runner.test_dataloader),
         config=args.config,
         checkpoint=args.checkpoint,
         split=args.split)
+    classes = result['classes']
     out = args.out or osp.join(
         osp.dirname(osp.abspath(args.checkpoint)), 'class_dice.json')
     write_json_atomic(out, result)

@@ -4,20 +4,28 @@ CIFAR-10-LT (JPEG folders), several seeds each, on the CPU.
     python tools/evidence/ccar_cifar10_lt.py [--data-root data/cifar10]
         [--work-dir /tmp/mmimb_evidence/ccar_cifar10_lt]
         [--methods ce la bs ccar ccar-la ccar-bs] [--seeds 0 1 2]
-        [--imbalance-factor 100] [--iters N] [--out results.md]
+        [--imbalance-factor 100] [--iters N] [--fp32] [--threads N]
+        [--jobs N] [--out results.md]
 
 Each (method, seed) trains ``configs/ccar/resnet32_cifar10-lt-if{IF}_
 {method}.py`` with the short CPU schedule
-``configs/_base_/schedules/cifar_lt_cpu.py`` applied on top, in its own
-process on one thread, then evaluates on the full test set (10,000 images)
-with ``LongTailMetric``. Finished runs (``metrics.json`` in their work dir)
-are not run again, so an interrupted sweep resumes. A method whose loss is
-identical to an earlier one's (Balanced Softmax is logit adjustment with
-tau = 1, so ``bs`` repeats ``la`` and ``ccar-bs`` repeats ``ccar-la``) reuses
-its results unless ``--no-reuse`` is given. The script then prints
-a markdown table (mean +- sample standard deviation over seeds) with the
-published ResNet-32 numbers of METHODS.md beside it, and the schedule
-differences; ``--out`` also writes it to a file.
+``configs/_base_/schedules/cifar_lt_cpu.py`` applied on top (bf16 and
+channels-last; ``--fp32`` trains in fp32, in work dirs of their own, for the
+precision parity check), in its own process, then evaluates on the full
+test set (10,000 images) with ``LongTailMetric``. Runs go one after another
+with all cores (``--threads`` fewer), or ``--jobs`` side by side.
+
+Besides mean and standard deviation over seeds, the table gives each
+method's paired difference to the first method of the sweep (per seed, mean
+and 95% t interval), and, where fp32 runs of a method exist beside its bf16
+runs, the bf16 - fp32 difference. Finished runs (``metrics.json`` in their
+work dir) are not run again, so an interrupted sweep resumes. A method
+whose loss is identical to an earlier one's (Balanced Softmax is logit
+adjustment with tau = 1, so ``bs`` repeats ``la`` and ``ccar-bs`` repeats
+``ccar-la``) reuses its results unless ``--no-reuse`` is given. The
+script then prints a markdown table (mean +- sample standard deviation over
+seeds) with the published ResNet-32 numbers of METHODS.md beside it, and
+the schedule differences; ``--out`` also writes it to a file.
 
 ``--iters 6 --test-every 50`` makes a quick validation run (a few
 iterations, every 50th test image); ``--estimate`` times two such runs and
@@ -27,14 +35,17 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import List
 
 ROOT = Path(__file__).resolve().parents[2]
-# This checkout's mmimb, not an installed one.
-sys.path.insert(0, str(ROOT))
+# This checkout's mmimb, not an installed one, and the sweep helpers beside
+# this script.
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+from sweep import Run, add_sweep_args, apply_schedule  # noqa: E402
+from sweep import run_all, sweep_env  # noqa: E402
 METHODS = ('ce', 'la', 'bs', 'ccar', 'ccar-la', 'ccar-bs')
 LABELS = {
     'ce': 'CE',
@@ -54,6 +65,7 @@ COLUMNS = (('top1', 'top-1'), ('balanced_accuracy', 'balanced acc.'),
            ('macro_f1', 'macro-F1'), ('many_shot_acc', 'many'),
            ('medium_shot_acc', 'medium'), ('few_shot_acc', 'few'))
 SCHEDULE = ROOT / 'configs' / '_base_' / 'schedules' / 'cifar_lt_cpu.py'
+FP32_SUFFIX = '-fp32'
 
 
 def config_path(method: str, imbalance_factor: int) -> Path:
@@ -61,8 +73,9 @@ def config_path(method: str, imbalance_factor: int) -> Path:
             f'resnet32_cifar10-lt-if{imbalance_factor}_{method}.py')
 
 
-def run_dir(work_dir: Path, method: str, seed: int) -> Path:
-    return work_dir / method / f'seed{seed}'
+def run_dir(work_dir: Path, method: str, seed: int,
+            fp32: bool = False) -> Path:
+    return work_dir / (method + FP32_SUFFIX * fp32) / f'seed{seed}'
 
 
 def build_config(args):
@@ -72,9 +85,15 @@ def build_config(args):
         os.environ['MMIMB_CPU_ITERS'] = str(args.iters)
     cfg = Config.fromfile(str(config_path(args.method,
                                           args.imbalance_factor)))
-    cfg.merge_from_dict(Config.fromfile(str(SCHEDULE)).to_dict())
+    apply_schedule(cfg, str(SCHEDULE))
     cfg.randomness = dict(seed=args.seed)
-    cfg.work_dir = str(run_dir(Path(args.work_dir), args.method, args.seed))
+    cfg.work_dir = str(
+        run_dir(Path(args.work_dir), args.method, args.seed, args.fp32))
+    if args.fp32:
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        cfg.custom_hooks = [
+            h for h in cfg.custom_hooks if h.type != 'ChannelsLastHook'
+        ]
     cfg.train_dataloader.dataset.dataset.data_root = args.data_root
     test = cfg.test_dataloader.dataset
     test.data_root = args.data_root
@@ -90,7 +109,8 @@ def build_config(args):
 def run_single(args) -> None:
     """Train and test one (method, seed); write metrics.json."""
     import torch
-    torch.set_num_threads(1)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from mmimb.engine.launch import build_runner
     cfg = build_config(args)
     runner = build_runner(cfg, 'train')
@@ -110,6 +130,8 @@ def run_single(args) -> None:
         seed=args.seed,
         iters=cfg.train_cfg.max_iters,
         batch_size=cfg.train_dataloader.batch_size,
+        threads=torch.get_num_threads(),
+        precision='fp32' if args.fp32 else 'bf16',
         train_size=len(runner.train_dataloader.dataset),
         train_seconds=train_s,
         train_cpu_seconds=train_cpu,
@@ -133,6 +155,10 @@ def single_command(args, method: str, seed: int) -> list:
     ]
     if args.iters is not None:
         command += ['--iters', str(args.iters)]
+    if args.threads:
+        command += ['--threads', str(args.threads)]
+    if args.fp32:
+        command.append('--fp32')
     return command
 
 
@@ -148,12 +174,40 @@ def mean_std(values):
     return f'{mean:.2f} ± {std:.2f}'
 
 
+PAIRED = (('top1', 'top-1'), ('macro_f1', 'macro-F1'),
+          ('few_shot_acc', 'few'))
+
+
+def paired_rows(results: dict, baseline: str, label: str) -> List[str]:
+    """Rows of per-seed paired differences of each method to ``baseline``
+    (the seeds both have)."""
+    from mmimb.utils import paired_difference
+    base = {r['seed']: r for r in results[baseline]}
+    rows = []
+    for method, runs in results.items():
+        if method == baseline:
+            continue
+        pairs = [(r, base[r['seed']]) for r in runs if r['seed'] in base]
+        if not pairs:
+            continue
+        cells = [
+            str(paired_difference([a[key] for a, _ in pairs],
+                                  [b[key] for _, b in pairs]))
+            for key, _ in PAIRED
+        ]
+        rows.append(f'| {label.format(method=LABELS.get(method, method))} | '
+                    f'{len(pairs)} | ' + ' | '.join(cells) + ' |')
+    return rows
+
+
 def table(results: dict, args) -> str:
     first = next(iter(next(iter(results.values()))))
     epochs = first['iters'] * first['batch_size'] / first['train_size']
     train_min = [
         r['train_seconds'] / 60 for runs in results.values() for r in runs
     ]
+    threads = sorted({r.get('threads', 1) for runs in results.values()
+                      for r in runs})
     test = 'the full test set (10,000 images)' if args.test_every == 1 \
         else f'every {args.test_every}th test image (validation only)'
     lines = [
@@ -169,7 +223,7 @@ def table(results: dict, args) -> str:
             if args.imbalance_factor == 100 else None
         cells = [mean_std([r[key] for r in runs]) for key, _ in COLUMNS]
         twin = runs[0].get('reused_from')
-        label = LABELS[method] + (' *' if twin else '')
+        label = LABELS.get(method, method) + (' *' if twin else '')
         if twin:
             reused[LABELS[method]] = LABELS[twin]
         lines.append(f'| {label} | {len(runs)} | ' + ' | '.join(cells) +
@@ -181,13 +235,36 @@ def table(results: dict, args) -> str:
             ' (Balanced Softmax is logit adjustment with tau = 1): their '
             'runs, not separate ones.'
         ]
+    bf16 = {m: runs for m, runs in results.items()
+            if not m.endswith(FP32_SUFFIX)}
+    baseline = next(iter(bf16), None)
+    rows = paired_rows(bf16, baseline, '{method} - ' +
+                       LABELS.get(baseline, str(baseline))) \
+        if len(bf16) > 1 else []
+    for method in bf16:
+        if method + FP32_SUFFIX in results:
+            rows += paired_rows(
+                {method: bf16[method],
+                 'fp32': results[method + FP32_SUFFIX]}, 'fp32',
+                '{method}: bf16 - fp32')
+    if rows:
+        lines += [
+            '', 'Paired differences (points; per seed, then mean and 95% t '
+            'interval over seeds):', '',
+            '| comparison | pairs | ' + ' | '.join(c[1] for c in PAIRED) +
+            ' |', '|---|---|' + '---|' * len(PAIRED)
+        ] + rows
+    precisions = sorted({r.get('precision', 'fp32') for runs in
+                         results.values() for r in runs})
     lines += [
         '', f'{PUBLISHED_NOTE}.', '',
         'Schedule here: ResNet-32 (option A), '
         f"{first['iters']} iterations of batch {first['batch_size']} "
         f"(≈{epochs:.1f} epochs of {first['train_size']} images), SGD lr 0.1 "
         'momentum 0.9 wd 2e-4, linear warm-up over 10% then linear decay to '
-        '0, one CPU thread, JPEG-re-encoded images; training took '
+        f"0, {' and '.join(precisions)}, "
+        f"{'/'.join(map(str, threads))} CPU thread(s) per run, "
+        'JPEG-re-encoded images; training took '
         f'{min(train_min):.1f}-{max(train_min):.1f} min per run. Published: '
         '200 epochs of batch 128, lr 0.1 with 5 warm-up epochs and x0.01 at '
         'epochs 160 and 180, original binary images. Many/medium/few: '
@@ -198,15 +275,18 @@ def table(results: dict, args) -> str:
 
 
 def collect(args) -> dict:
+    """Finished runs of the sweep's methods, and of their fp32 twins."""
     results = {}
     for method in args.methods:
-        runs = []
-        for seed in args.seeds:
-            path = run_dir(Path(args.work_dir), method, seed) / 'metrics.json'
-            if path.is_file():
-                runs.append(json.loads(path.read_text()))
-        if runs:
-            results[method] = runs
+        for fp32 in (False, True):
+            runs = []
+            for seed in args.seeds:
+                path = run_dir(Path(args.work_dir), method, seed,
+                               fp32) / 'metrics.json'
+                if path.is_file():
+                    runs.append(json.loads(path.read_text()))
+            if runs:
+                results[method + FP32_SUFFIX * fp32] = runs
     return results
 
 
@@ -239,44 +319,35 @@ def sweep(args) -> dict:
         sys.exit(f'error: {args.data_root}/train does not exist; extract the '
                  'JPEG release first, e.g. mkdir -p data && tar xzf '
                  '../shared/data/cifar10-jpg.tar.gz -C data/')
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    process_seconds = {}
+    work = Path(args.work_dir)
+    runs, reuse = [], []
     for method in args.methods:
         twin = None if args.no_reuse else same_training(method, args)
         for seed in args.seeds:
-            done = run_dir(Path(args.work_dir), method, seed) / 'metrics.json'
-            if done.is_file():
+            folder = run_dir(work, method, seed, args.fp32)
+            if (folder / 'metrics.json').is_file():
                 print(f'{method} seed {seed}: done before, kept')
-                continue
-            source = run_dir(Path(args.work_dir), twin or method,
-                             seed) / 'metrics.json'
-            if twin and source.is_file():
-                metrics = json.loads(source.read_text())
-                metrics.update(method=method, reused_from=twin)
-                done.parent.mkdir(parents=True, exist_ok=True)
-                done.write_text(json.dumps(metrics, indent=1))
-                print(f'{method} seed {seed}: the same training as {twin} '
-                      '(identical loss), its result reused')
-                continue
-            print(f'{method} seed {seed}: training', flush=True)
-            start = time.perf_counter()
-            proc = subprocess.run(
-                single_command(args, method, seed),
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL if args.quiet else None)
-            if proc.returncode:
-                sys.exit(f'error: {method} seed {seed} failed (exit '
-                         f'{proc.returncode}); its log is under '
-                         f'{run_dir(Path(args.work_dir), method, seed)}')
-            seconds = time.perf_counter() - start
-            process_seconds[method, seed] = seconds
-            print(f'{method} seed {seed}: {seconds:.0f} s', flush=True)
+            elif twin:
+                reuse.append((method, twin, seed))
+            else:
+                runs.append(Run(f'{method} seed {seed}',
+                                single_command(args, method, seed),
+                                str(folder / 'train.out')))
+    seconds = run_all(runs, args.jobs, sweep_env(args.threads), str(ROOT))
+    for method, twin, seed in reuse:
+        metrics = json.loads((run_dir(work, twin, seed, args.fp32) /
+                              'metrics.json').read_text())
+        metrics.update(method=method, reused_from=twin)
+        done = run_dir(work, method, seed, args.fp32) / 'metrics.json'
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.write_text(json.dumps(metrics, indent=1))
+        print(f'{method} seed {seed}: the same training as {twin} '
+              '(identical loss), its result reused')
     text = table(collect(args), args)
     print(text)
     if args.out:
         Path(args.out).write_text(text + '\n')
-    return process_seconds
+    return seconds
 
 
 def estimate(args) -> None:
@@ -285,13 +356,13 @@ def estimate(args) -> None:
     iterations without the start-up."""
     from mmengine.config import Config
     full_iters = args.iters or Config.fromfile(str(SCHEDULE)).cpu_iters
-    args.test_every, args.quiet = 20, True
+    args.test_every = 20
     args.methods, args.seeds = ['ccar'], [0]
     base = Path(args.work_dir) / 'estimate'
     runs, process = {}, {}
     for iters in (6, 26):
         args.iters, args.work_dir = iters, str(base / f'{iters}iters')
-        process[iters] = sweep(args).get(('ccar', 0))
+        process[iters] = sweep(args).get('ccar seed 0')
         runs[iters] = collect(args)['ccar'][0]
     args.methods = list(METHODS)
     trainings = sum(same_training(m, args) is None for m in METHODS)
@@ -335,8 +406,12 @@ def parse_args(argv=None):
         action='store_true',
         help='train every method even where its loss is identical to an '
         "earlier one's (Balanced Softmax is LA with tau=1)")
-    parser.add_argument('--quiet', action='store_true',
-                        help='hide the training logs')
+    parser.add_argument(
+        '--fp32',
+        action='store_true',
+        help='train in fp32 without channels-last (the CPU schedule\'s '
+        'fast path off), in work dirs METHOD-fp32')
+    add_sweep_args(parser)
     parser.add_argument('--estimate', action='store_true',
                         help='time a 6-iteration run and extrapolate')
     parser.add_argument('--single', action='store_true',

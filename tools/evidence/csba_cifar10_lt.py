@@ -46,16 +46,21 @@ from typing import Dict, List
 
 import numpy as np
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 
-from mmimb.analysis import (class_gradients, conflict_with_rest,
-                            cosine_from_gram, summarize)
-from mmimb.engine.launch import build_runner
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# This checkout's mmimb and the sweep helpers beside this script.
+sys.path[:0] = [ROOT, osp.dirname(osp.abspath(__file__))]
+
+from mmimb.analysis import (class_gradients, conflict_with_rest,  # noqa: E402
+                            cosine_from_gram, summarize)
+from mmimb.engine.launch import build_runner  # noqa: E402
+from mmimb.models.layers import attention_statistics  # noqa: E402
+from sweep import apply_schedule  # noqa: E402
+
 METHODS = ('plain', 'multi-branch', 'csba')
 # The CSBA abstract (arXiv 2606.05740), CIFAR-10-LT; its baseline network
 # and schedule are not public.
@@ -91,8 +96,12 @@ def parse_args(argv=None):
         '--schedule', default=osp.join(ROOT, 'configs', '_base_',
                                        'schedules', 'cifar_lt_cpu.py'),
         help='schedule applied on top of each config')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads per run')
+    parser.add_argument('--threads', type=int,
+                        help='torch threads per run (default: torch\'s, one '
+                        'per physical core)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of every run, as in '
+                        'tools/train.py')
     parser.add_argument('--conflict-interval', type=int, default=50,
                         help='iterations between conflict measurements')
     parser.add_argument('--probe-per-class', type=int, default=16,
@@ -130,13 +139,15 @@ def run_config(args, method: str, seed: int, run_dir: str) -> Config:
     if iters is not None:
         os.environ['MMIMB_CPU_ITERS'] = str(iters)
     cfg = Config.fromfile(config_path(method, args.ccar, args.imbalance))
-    cfg.merge_from_dict(Config.fromfile(args.schedule).to_dict())
+    apply_schedule(cfg, args.schedule)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         innermost(cfg[loader].dataset).data_root = args.data_root
     cfg.work_dir = run_dir
     cfg.experiment_name = f'{method}_seed{seed}'
     cfg.randomness = dict(seed=seed)
     cfg.launcher = 'none'
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     test_every = 100 if args.tiny else args.test_every
     if test_every > 1:
         # The folders are sorted by class, so every k-th image keeps all
@@ -214,14 +225,8 @@ class ConflictProbe(Hook):
             self._record_attention) if attention is not None else None
 
     def _record_attention(self, module, inputs, weights) -> None:
-        """How far the branch weights (N, K, B, D) are from uniform, and how
-        much they differ between classes (0 for a class-shared
-        attention)."""
-        uniform = 1.0 / weights.shape[2]
-        self.attention.append((
-            weights.shape[0],
-            float((weights - uniform).abs().mean()),
-            float(weights.std(dim=1, unbiased=False).mean())))
+        self.attention.append((weights.shape[0],
+                               *attention_statistics(weights)))
 
     def before_train(self, runner) -> None:
         self.measure(runner, 0)
@@ -269,7 +274,8 @@ def train_one(args, method: str, seed: int) -> Dict:
 def _train_in_child(args, method: str, seed: int, run_dir: str,
                     done: str) -> None:
     init_default_scope('mmpretrain')
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = run_config(args, method, seed, run_dir)
     start = time.time()
     runner = build_runner(cfg, 'train')
@@ -388,7 +394,8 @@ def main(argv=None):
                  '../shared/data/cifar10-jpg.tar.gz -C DIR` and pass '
                  'DIR/cifar10')
     init_default_scope('mmpretrain')
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     start = time.time()
     runs = {}
     for method in args.methods:

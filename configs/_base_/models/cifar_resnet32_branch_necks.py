@@ -20,3 +20,7 @@ multi_branch_neck_head = dict(
         _delete_=True, type='MultiBranchNeck', in_channels=64,
         hidden_channels=92),
     head=dict(in_channels=64))
+
+# How far the branch attention is from uniform (and, for CSBA, how much it
+# differs between classes), in the training log as branch_attention/*.
+custom_hooks = [dict(type='BranchAttentionLoggerHook')]

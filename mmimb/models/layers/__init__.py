@@ -1,5 +1,6 @@
 from .branch_attention import (BranchAttention, MultiBranchConv,
-                               branch_weights, fuse_branches)
+                               attention_statistics, branch_weights,
+                               fuse_branches)
 from .class_wise_linear import ClassWiseLinear
 from .dfa_attention import BIAS_SHARING, DynamicFocalAttention
 from .dfa_bias import BIAS_MODES, DELTA_NAME, DFABias
@@ -13,7 +14,8 @@ __all__ = [
     'BIAS_MODES', 'BIAS_SHARING', 'DELTA_NAME', 'PRIORS', 'BranchAttention',
     'ClassWiseLinear', 'DFABias', 'DFATransformerDecoderLayer',
     'DynamicFocalAttention', 'MLPBlock', 'MultiBranchConv',
-    'RandomFourierPositionEncoding', 'SDPAttention', 'branch_weights',
+    'RandomFourierPositionEncoding', 'SDPAttention', 'attention_statistics',
+    'branch_weights',
     'class_prior', 'difficulty_prior', 'focal_prior', 'fuse_branches',
     'inverse_log_freq_prior', 'load_class_dice'
 ]

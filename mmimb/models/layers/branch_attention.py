@@ -53,6 +53,24 @@ def branch_weights(logits: torch.Tensor,
     raise ValueError(f'gate={gate!r}: expected one of {GATES}')
 
 
+def attention_statistics(weights: torch.Tensor) -> Tuple[float, float]:
+    """How far branch weights are from uniform, and how much they differ
+    between sets.
+
+    Args:
+        weights: (N, K, B, D) branch weights (K sets, B branches).
+
+    Returns:
+        tuple: ``mean |a - 1/B|`` over all entries, and the standard
+        deviation over the K sets (classes), averaged over samples, branches
+        and channels (0 for a class-shared attention or K = 1).
+    """
+    uniform = 1.0 / weights.shape[2]
+    weights = weights.detach().float()
+    return (float((weights - uniform).abs().mean()),
+            float(weights.std(dim=1, unbiased=False).mean()))
+
+
 def fuse_branches(pooled: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weigh pooled branch features channel by channel and sum over branches.
 
@@ -211,8 +229,8 @@ class BranchAttention(BaseModule):
     into weights by ``gate``::
 
         h = ReLU(W_s [p_1; ...; p_B] + b_s)                  (N, hidden)
-        logits[n, k, b, d] = (E_k h_n + e_k)[b, d]           full
-        logits[n, k, b, d] = (U (h_n * q_k) + e_k)[b, d]     factorized
+        logits[n, k, b, d] = s (E_k h_n + e_k)[b, d]         full
+        logits[n, k, b, d] = s (U (h_n * q_k) + e_k)[b, d]   factorized
 
     ``full`` gives every set its own expansion E_k (K * B * D * (hidden + 1)
     parameters); ``factorized`` shares U and gives every set a
@@ -237,6 +255,13 @@ class BranchAttention(BaseModule):
         gate: ``'softmax'`` over branches or ``'sigmoid'``, see
             :func:`branch_weights`.
         factorized: Use the factorized expansion.
+        logit_scale: ``s``, a constant factor on the logits. The gradient of
+            the loss with respect to the expansion is ``s`` times larger and
+            a step moves the logits ``s ** 2`` times further under SGD
+            (``s`` times under Adam). With ``s = 1`` the attention's
+            gradient is so small beside the head's that it stays uniform
+            (docs/csba.md measures it); :class:`CSBANeck` and
+            :class:`MultiBranchNeck` default to 8.
         init_cfg: Initialisation config.
 
     Shapes:
@@ -252,8 +277,12 @@ class BranchAttention(BaseModule):
                  min_hidden: int = 8,
                  gate: str = 'softmax',
                  factorized: bool = False,
+                 logit_scale: float = 1.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        if not logit_scale > 0:
+            raise ValueError(f'logit_scale={logit_scale!r}: expected a '
+                             'positive number')
         if gate not in GATES:
             raise ValueError(f'gate={gate!r}: expected one of {GATES}')
         if not isinstance(num_sets, int) or num_sets < 1:
@@ -271,6 +300,7 @@ class BranchAttention(BaseModule):
         self.num_sets, self.gate = num_sets, gate
         self.hidden_channels = hidden_channels
         self.factorized = factorized
+        self.logit_scale = float(logit_scale)
         width = num_branches * channels
         self.squeeze = nn.Sequential(
             nn.Linear(width, hidden_channels), nn.ReLU(inplace=True))
@@ -294,6 +324,8 @@ class BranchAttention(BaseModule):
             logits = self.expand(hidden)
         logits = logits.view(n, self.num_sets, self.num_branches,
                              self.channels)
+        if self.logit_scale != 1.0:
+            logits = logits * self.logit_scale
         return branch_weights(logits, self.gate)
 
 

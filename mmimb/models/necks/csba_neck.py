@@ -48,6 +48,11 @@ class CSBANeck(BaseModule):
         factorized: Share the attention's expansion across classes and give
             each class a modulation vector and bias; far fewer parameters
             for many classes (see :class:`BranchAttention`).
+        logit_scale: Constant factor on the attention logits (our
+            choice, measured in docs/csba.md, "Attention that learns"): at
+            1 the attention's gradient is so much smaller than the head's
+            that it stays uniform under the usual schedules; 8 moves it
+            away from uniform within a few hundred SGD steps.
         init_cfg: Initialisation config.
 
     Shapes:
@@ -66,6 +71,7 @@ class CSBANeck(BaseModule):
                  hidden_channels: Optional[int] = None,
                  gate: str = 'softmax',
                  factorized: bool = False,
+                 logit_scale: float = 8.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -82,7 +88,8 @@ class CSBANeck(BaseModule):
             reduction=reduction,
             hidden_channels=hidden_channels,
             gate=gate,
-            factorized=factorized)
+            factorized=factorized,
+            logit_scale=logit_scale)
 
     def branch_attention(self, inputs: Features
                          ) -> Tuple[torch.Tensor, torch.Tensor]:

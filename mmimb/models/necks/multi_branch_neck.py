@@ -39,6 +39,8 @@ class MultiBranchNeck(BaseModule):
             (at least 8).
         hidden_channels: Explicit hidden width of the attention.
         gate: ``'softmax'`` or ``'sigmoid'``, as in :class:`CSBANeck`.
+        logit_scale: Factor on the attention logits, as in
+            :class:`CSBANeck`.
         init_cfg: Initialisation config.
 
     Shapes:
@@ -56,6 +58,7 @@ class MultiBranchNeck(BaseModule):
                  reduction: int = 4,
                  hidden_channels: Optional[int] = None,
                  gate: str = 'softmax',
+                 logit_scale: float = 8.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if fusion not in FUSIONS:
@@ -72,7 +75,8 @@ class MultiBranchNeck(BaseModule):
             num_sets=1,
             reduction=reduction,
             hidden_channels=hidden_channels,
-            gate=gate) if fusion == 'attention' else None
+            gate=gate,
+            logit_scale=logit_scale) if fusion == 'attention' else None
 
     def forward(self, inputs: Features) -> Features:
         pooled = self.branches(
