@@ -19,6 +19,13 @@ def tiny_vit_sam(s):
         out_channels=s.OUT)
 
 
+def assert_copied(state, sam, pairs):
+    """Each converted key of ``pairs`` holds the official SAM tensor it
+    names."""
+    for ours, theirs in pairs.items():
+        assert torch.equal(state[ours], sam[theirs]), ours
+
+
 def test_encoder_loads_strictly_into_vit_sam(sam_fixtures):
     sam = sam_fixtures.official_sam_state_dict()
     converted = convert_sam(sam, with_decoder=False)
@@ -26,17 +33,15 @@ def test_encoder_loads_strictly_into_vit_sam(sam_fixtures):
     backbone = tiny_vit_sam(sam_fixtures)
     state = {k[len('backbone.'):]: v for k, v in converted.items()}
     backbone.load_state_dict(state, strict=True)
-    loaded = backbone.state_dict()
-    assert torch.equal(loaded['layers.1.ffn.layers.0.0.weight'],
-                       sam['image_encoder.blocks.1.mlp.lin1.weight'])
-    assert torch.equal(loaded['layers.0.ffn.layers.1.bias'],
-                       sam['image_encoder.blocks.0.mlp.lin2.bias'])
-    assert torch.equal(loaded['channel_reduction.2.weight'],
-                       sam['image_encoder.neck.2.weight'])
-    assert torch.equal(loaded['patch_embed.projection.weight'],
-                       sam['image_encoder.patch_embed.proj.weight'])
-    assert torch.equal(loaded['layers.1.attn.rel_pos_w'],
-                       sam['image_encoder.blocks.1.attn.rel_pos_w'])
+    assert_copied(backbone.state_dict(), sam, {
+        'layers.1.ffn.layers.0.0.weight':
+        'image_encoder.blocks.1.mlp.lin1.weight',
+        'layers.0.ffn.layers.1.bias': 'image_encoder.blocks.0.mlp.lin2.bias',
+        'channel_reduction.2.weight': 'image_encoder.neck.2.weight',
+        'patch_embed.projection.weight':
+        'image_encoder.patch_embed.proj.weight',
+        'layers.1.attn.rel_pos_w': 'image_encoder.blocks.1.attn.rel_pos_w',
+    })
 
 
 def converted_head_state(s):
@@ -96,13 +101,12 @@ def test_sam_layout_loads_every_converted_part(sam_fixtures):
         'class_bias.dfa_delta', 'iou_prediction_head.layers.2.bias',
         'iou_prediction_head.layers.2.weight', 'mask_tokens.weight'
     ]
-    state = head.state_dict()
-    assert torch.equal(state['no_mask_embed'],
-                       sam['prompt_encoder.no_mask_embed.weight'])
-    assert torch.equal(state['iou_token.weight'],
-                       sam['mask_decoder.iou_token.weight'])
-    assert torch.equal(state['iou_prediction_head.layers.1.bias'],
-                       sam['mask_decoder.iou_prediction_head.layers.1.bias'])
+    assert_copied(head.state_dict(), sam, {
+        'no_mask_embed': 'prompt_encoder.no_mask_embed.weight',
+        'iou_token.weight': 'mask_decoder.iou_token.weight',
+        'iou_prediction_head.layers.1.bias':
+        'mask_decoder.iou_prediction_head.layers.1.bias',
+    })
 
 
 def test_saved_per_class_mlps_load_unchanged(sam_fixtures):

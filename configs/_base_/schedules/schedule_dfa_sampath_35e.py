@@ -12,14 +12,15 @@
 # start at 0, so with end = (72 + 1) * 2 step k gets (2k + 1) / 145 of the
 # learning rate where the reference gives k / 72 (0.7% instead of 0 at the
 # first step, equal from step 72 on).
+# The hooks, loops and wrapper type are mmseg's; this file replaces the
+# optimizer, the schedulers, the loop length and the checkpoint rule.
+_base_ = ['mmseg::_base_/schedules/schedule_20k.py']
 accumulative_counts = 2
 warmup_steps = 72
 max_epochs = 35
 lr_milestones = [25, 29]
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-2),
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, weight_decay=1e-2),
     accumulative_counts=accumulative_counts)
 # Recipes of other lengths restate the list from these two, e.g.
 #   param_scheduler = [dict(_base_.warmup_scheduler, end=(46 + 1) * 2),
@@ -39,19 +40,15 @@ decay_scheduler = dict(
     gamma=0.1)
 param_scheduler = [warmup_scheduler, decay_scheduler]
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+    _delete_=True,
+    type='EpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=1)
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
+    logger=dict(interval=20),
     checkpoint=dict(
-        type='CheckpointHook',
         by_epoch=True,
         interval=1,
         max_keep_ckpts=2,
         save_best='mDice',
-        rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+        rule='greater'))
