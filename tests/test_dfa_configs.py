@@ -110,6 +110,11 @@ def test_recipe_settings():
             cfg['train_dataloader.sampler.type'], cfg['train_cfg.type'],
             cfg['train_cfg.max_epochs']) == (12, 'DefaultSampler',
                                              'EpochBasedTrainLoop', 35)
+    # validation and a checkpoint every epoch, the best by mDice kept
+    assert (cfg['train_cfg.val_interval'],
+            cfg['default_hooks.checkpoint.by_epoch'],
+            cfg['default_hooks.checkpoint.interval'],
+            cfg['default_hooks.checkpoint.save_best']) == (1, True, 1, 'mDice')
     warmup, decay = Config.fromfile(
         str(CONFIGS / 'dfa_bcss.py')).param_scheduler
     assert (warmup.type, warmup.by_epoch, warmup.begin, warmup.end) == (
