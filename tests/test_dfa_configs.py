@@ -87,7 +87,7 @@ def test_recipe_settings():
     assert (cfg[head + 'bias_mode'], cfg[head + 'prior'], cfg[head + 'gamma'],
             cfg[head + 'init_scale'], cfg[head + 'bias_sharing'],
             cfg[head + 'class_freq']) == ('learned', 'focal', 2.0, 0.5,
-                                           'shared', 'auto')
+                                          'shared', 'auto')
     assert (cfg[head + 'loss_decode.type'],
             cfg[head + 'loss_decode.focal_weight'],
             cfg[head + 'loss_decode.dice_weight'],

@@ -253,7 +253,6 @@ def test_resume_restores_delta_and_hook_logs_bias(tmp_path):
     assert group['weight_decay'] == 0
 
 
-
 def sam_head(**kwargs):
     return small_head(token_layout='sam', iou_head_channels=16, **kwargs)
 
