@@ -6,6 +6,7 @@ import torch
 E, DEPTH, MLP, OUT, PATCH, IMG, WIN = 32, 2, 64, 16, 16, 64, 2
 HEADS, GLOBAL = 2, (1, )
 D, DEC_MLP = 16, 32  # decoder width (= OUT) and its MLP width
+IOU_HIDDEN = 24  # hidden width of the IoU head (SAM: 256)
 
 
 def official_sam_state_dict(seed=0):
@@ -75,8 +76,13 @@ def official_sam_state_dict(seed=0):
     add('mask_decoder.output_upscaling.3.bias', D // 8)
     for i in range(4):
         for j, (o, n) in enumerate([(D, D), (D, D), (D // 8, D)]):
-            add(f'mask_decoder.output_hypernetworks_mlps.{i}.layers.{j}'
-                '.weight', o, n)
+            p = f'mask_decoder.output_hypernetworks_mlps.{i}.layers.{j}'
+            add(p + '.weight', o, n)
+            add(p + '.bias', o)
+    for j, (o, n) in enumerate([(IOU_HIDDEN, D), (IOU_HIDDEN, IOU_HIDDEN),
+                                (4, IOU_HIDDEN)]):
+        add(f'mask_decoder.iou_prediction_head.layers.{j}.weight', o, n)
+        add(f'mask_decoder.iou_prediction_head.layers.{j}.bias', o)
     add('prompt_encoder.pe_layer.positional_encoding_gaussian_matrix', 2,
         D // 2)
     add('prompt_encoder.no_mask_embed.weight', 1, D)

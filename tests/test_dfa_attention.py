@@ -280,3 +280,49 @@ def test_dropout_only_while_training():
     attn.train()
     torch.manual_seed(1)
     assert not torch.allclose(attn(query, key), attn.eval()(query, key))
+
+
+def test_per_query_bias_in_token_to_image_attention_cancels():
+    """The DFA reference code also adds the class bias in the token-to-image
+    attentions, one value per query row (the class token asking); the
+    softmax over the image tokens cancels it: same output, zero gradient
+    (docs/dfa.md, "Defects of the reference code")."""
+    from mmimb.models.layers import SDPAttention
+    torch.manual_seed(0)
+    attn = SDPAttention(D, H, downsample_rate=2).eval()
+    tokens, image = torch.randn(B, C, D), torch.randn(B, N, D)
+    row_bias = torch.randn(1, 1, C, 1, requires_grad=True)
+    out = attn(tokens, image, attn_mask=row_bias.expand(1, 1, C, N))
+    assert torch.allclose(out, attn(tokens, image), atol=1e-6)
+    out.square().sum().backward()
+    assert row_bias.grad.abs().max() < 1e-6
+
+
+@pytest.mark.parametrize('offset', [0, 2, 3])
+def test_class_tokens_among_other_tokens(offset):
+    """With T keys of which classes 0..C-1 sit at offset..offset+C-1, the
+    bias reweights those keys by exp(p_c) and leaves the others (weight 1)."""
+    T = C + 3
+    p = torch.randn(C, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(0)
+    attn = DynamicFocalAttention(D, H, C, bias_mode='fixed',
+                                 prior=p.tolist(), num_tokens=T,
+                                 class_offset=offset).eval()
+    g = torch.Generator().manual_seed(6)
+    query, key = torch.randn(B, N, D, generator=g), torch.randn(
+        B, T, D, generator=g)
+    weights = torch.ones(T)
+    weights[offset:offset + C] = p.exp()
+    d = D // H
+    q = attn.q_proj(query).view(B, N, H, d).transpose(1, 2)
+    k = attn.k_proj(key).view(B, T, H, d).transpose(1, 2)
+    v = attn.v_proj(key).view(B, T, H, d).transpose(1, 2)
+    probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), -1)
+    probs = probs * weights / (probs * weights).sum(-1, keepdim=True)
+    expected = attn.out_proj((probs @ v).transpose(1, 2).reshape(B, N, D))
+    assert torch.allclose(attn(query, key), expected, atol=1e-5)
+    with pytest.raises(ValueError, match='do not fit'):
+        DynamicFocalAttention(D, H, C, num_tokens=C + 1, class_offset=2,
+                              bias_mode='none')
+    with pytest.raises(ValueError, match=r'\(B, 8, D\)'):
+        attn(query, key[:, :C])

@@ -70,31 +70,86 @@ def test_variants_without_frequency_prior_build_without_class_freq(variant):
     assert built.num_classes == 5
 
 
-def test_paper_settings():
+def test_recipe_settings():
+    """configs/dfa_bcss.py is the authors' recipe (docs/dfa.md, "The
+    authors' recipe"), item by item."""
     cfg = load('dfa_bcss')
     head = 'model.decode_head.'
+    assert cfg['model.type'] == 'FrozenBackboneEncoderDecoder'
     assert cfg['model.backbone.type'] == 'mmpretrain.ViTSAM'
     assert cfg['model.backbone.arch.embed_dims'] == 768
     assert cfg['model.backbone.init_cfg.type'] == 'Pretrained'
-    assert cfg[head + 'type'] == 'DFAHead'
-    assert (cfg[head + 'num_layers'], cfg[head + 'bias_mode'],
-            cfg[head + 'prior'], cfg[head + 'gamma'],
+    assert cfg[head + 'init_cfg.prefix'] == 'decode_head.'
+    assert (cfg[head + 'type'], cfg[head + 'token_layout'],
+            cfg[head + 'no_mask_embed'], cfg[head + 'iou_head_channels'],
+            cfg[head + 'num_layers']) == ('DFAHead', 'sam', True, 256, 2)
+    assert head + 'reference_bias_offset' not in cfg
+    assert (cfg[head + 'bias_mode'], cfg[head + 'prior'], cfg[head + 'gamma'],
             cfg[head + 'init_scale'], cfg[head + 'bias_sharing'],
-            cfg[head + 'class_freq']) == (2, 'learned', 'focal', 2.0, 0.5,
-                                           'shared', 'auto')
-    assert [loss['type'] for loss in cfg[head + 'loss_decode']] == [
-        'SegFocalLoss', 'SegDiceLoss'
-    ]
+            cfg[head + 'class_freq']) == ('learned', 'focal', 2.0, 0.5,
+                                          'shared', 'auto')
+    assert (cfg[head + 'loss_decode.type'],
+            cfg[head + 'loss_decode.focal_weight'],
+            cfg[head + 'loss_decode.dice_weight'],
+            cfg[head + 'loss_decode.iou_weight']) == ('SAMPathLoss', 0.25,
+                                                      0.75, 0.0625)
+    assert cfg.get(head + 'delta_penalty', 0.0) == 0.0
+    assert (cfg['optim_wrapper.optimizer.type'],
+            cfg['optim_wrapper.optimizer.lr'],
+            cfg['optim_wrapper.optimizer.weight_decay'],
+            cfg['optim_wrapper.accumulative_counts']) == ('AdamW', 1e-4,
+                                                          1e-2, 2)
     keys = {k: v for k, v in cfg.items() if k.startswith('optim_wrapper.p')}
-    assert keys == {
-        'optim_wrapper.paramwise_cfg.custom_keys.dfa_delta.lr_mult': 20.0,
-        'optim_wrapper.paramwise_cfg.custom_keys.dfa_delta.decay_mult': 0.0
-    }
+    prefix = 'optim_wrapper.paramwise_cfg.custom_keys.dfa_delta.'
+    assert keys == {prefix + 'lr_mult': 20.0, prefix + 'decay_mult': 0.0,
+                    prefix + 'constant_lr': True,
+                    prefix + 'max_grad_norm': 0.5}
+    assert cfg['optim_wrapper.constructor'] == \
+        'GroupStepOptimWrapperConstructor'
+    assert (cfg['train_dataloader.batch_size'],
+            cfg['train_dataloader.sampler.type'], cfg['train_cfg.type'],
+            cfg['train_cfg.max_epochs']) == (12, 'DefaultSampler',
+                                             'EpochBasedTrainLoop', 35)
+    # validation and a checkpoint every epoch, the best by mDice kept
+    assert (cfg['train_cfg.val_interval'],
+            cfg['default_hooks.checkpoint.by_epoch'],
+            cfg['default_hooks.checkpoint.interval'],
+            cfg['default_hooks.checkpoint.save_best']) == (1, True, 1, 'mDice')
+    warmup, decay = Config.fromfile(
+        str(CONFIGS / 'dfa_bcss.py')).param_scheduler
+    assert (warmup.type, warmup.by_epoch, warmup.begin, warmup.end) == (
+        'LinearLR', False, 0, (72 + 1) * 2)
+    assert (decay.type, decay.by_epoch, decay.milestones, decay.gamma) == (
+        'MultiStepLR', True, [25, 29], 0.1)
     assert cfg['model.data_preprocessor.size'] == (1024, 1024)
     assert cfg['custom_hooks'] == [dict(type='DFABiasLoggerHook')]
-    assert load('dfa_crag')[head + 'init_scale'] == 0.1
+
+
+def test_crag_recipe_and_full_finetune_variant():
+    crag = load('dfa_crag')
+    head = 'model.decode_head.'
+    assert (crag[head + 'num_classes'], crag[head + 'init_scale'],
+            crag[head + 'delta_penalty'],
+            crag[head + 'loss_decode.focal_weight'],
+            crag[head + 'loss_decode.dice_weight'],
+            crag[head + 'loss_decode.iou_weight']) == (2, 0.1, 1e-4, 0.125,
+                                                       0.875, 0.0)
+    assert crag['optim_wrapper.paramwise_cfg.custom_keys.dfa_delta.'
+                'lr_mult'] == 100.0
+    assert crag['train_cfg.max_epochs'] == 60
+    warmup, decay = Config.fromfile(
+        str(CONFIGS / 'dfa' / 'dfa_crag.py')).param_scheduler
+    assert (warmup.end, decay.milestones) == ((46 + 1) * 2, [50, 55])
     assert load('dfa_bdsa')[head + 'init_scale'] == 0.1
     assert load('dfa_ebhi_seg')[head + 'num_classes'] == 7
+    full = load('dfa_bcss_full_finetune')
+    assert full['model.type'] == 'EncoderDecoder'
+    assert full.get(head + 'token_layout', 'class') == 'class'
+    assert [loss['type'] for loss in full[head + 'loss_decode']] == [
+        'SegFocalLoss', 'SegDiceLoss'
+    ]
+    reference = load('dfa_bcss_reference')
+    assert reference[head + 'reference_bias_offset'] is True
 
 
 @pytest.mark.parametrize('path', sorted(
@@ -135,12 +190,9 @@ def test_train_fails_clearly_without_data_or_checkpoint(tmp_path, capsys,
     assert 'class_dice' in err and 'class_difficulty.py' in err
 
 
-def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,
-                                        sam_fixtures):
-    s = sam_fixtures
-    checkpoint = tmp_path / 'sam_tiny_mmpretrain.pth'
-    torch.save(dict(state_dict=convert_sam(s.official_sam_state_dict())),
-               checkpoint)
+def tiny_sam_options(s, checkpoint, data_root, layout='sam'):
+    """--cfg-options that shrink the DFA SAM configs to the tiny SAM of
+    tests/sam_fixtures.py and a converted BCSS fixture."""
     loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
     options = [
         f'model.backbone.arch.embed_dims={s.E}',
@@ -159,34 +211,118 @@ def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,
         f'model.decode_head.feedforward_channels={s.DEC_MLP}',
         'model.data_preprocessor.size=(64,64)',
         'train_dataloader.dataset.pipeline.2.crop_size=(64,64)',
-        'train_cfg.max_iters=2',
         'default_hooks.logger.interval=1',
-        'train_dataloader.batch_size=2',
-    ] + [f'{loader}.dataset.data_root={converted_bcss}'
+    ] + [f'{loader}.dataset.data_root={data_root}'
          for loader in loaders] + [
              f'{loader}.{key}'
              for loader in loaders
              for key in ('num_workers=0', 'persistent_workers=False')
          ]
+    if layout == 'sam':
+        options.append(f'model.decode_head.iou_head_channels={s.IOU_HIDDEN}')
+    return options
+
+
+@pytest.mark.parametrize('config, amp', [
+    ('dfa_bcss', False),
+    pytest.param('dfa_bcss', True, marks=pytest.mark.slow),
+    pytest.param('dfa/dfa_bcss_full_finetune', False,
+                 marks=pytest.mark.slow),
+])
+def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,
+                                        sam_fixtures, config, amp):
+    """`tools/train.py configs/dfa_bcss.py` (also with --amp) trains the
+    recipe on a BCSS-layout folder: the encoder stays as converted, the
+    decoder starts from SAM and trains; the full fine-tuning variant moves
+    the encoder too."""
+    s = sam_fixtures
+    checkpoint = tmp_path / 'sam_tiny_mmpretrain.pth'
+    torch.save(dict(state_dict=convert_sam(s.official_sam_state_dict())),
+               checkpoint)
+    recipe = config == 'dfa_bcss'
+    options = tiny_sam_options(s, checkpoint, converted_bcss,
+                               'sam' if recipe else 'class')
+    # the recipe: one epoch of 29 tiles at batch 12 (2 optimizer steps)
+    options += ['train_cfg.max_epochs=1'] if recipe else [
+        'train_cfg.max_iters=2', 'train_dataloader.batch_size=2']
     work = tmp_path / 'work'
-    train_main([str(CONFIGS / 'dfa_bcss.py'), '--work-dir', str(work),
-                '--cfg-options', *options])
-    ckpt = torch.load(work / 'iter_2.pth', map_location='cpu',
-                      weights_only=False)
+    train_main([str(CONFIGS / f'{config}.py'), '--work-dir', str(work),
+                '--cfg-options', *options] + (['--amp'] if amp else []))
+    ckpt = torch.load(work / ('epoch_1.pth' if recipe else 'iter_2.pth'),
+                      map_location='cpu', weights_only=False)
     state = ckpt['state_dict']
-    # the encoder started from the converted checkpoint: the patch
-    # embedding moved by two small steps, not from a random draw
-    start = s.official_sam_state_dict()[
-        'image_encoder.patch_embed.proj.weight']
+    sam = s.official_sam_state_dict()
+    start = sam['image_encoder.patch_embed.proj.weight']
     moved = state['backbone.patch_embed.projection.weight'] - start
-    assert 0 < moved.abs().max() < 0.01
-    # and so did the decoder (the paper's setting)
-    start = s.official_sam_state_dict()[
-        'mask_decoder.output_upscaling.0.weight']
+    if recipe:
+        assert torch.equal(state['backbone.patch_embed.projection.weight'],
+                           start)
+        assert torch.equal(state['decode_head.no_mask_embed'],
+                           sam['prompt_encoder.no_mask_embed.weight'])
+    else:
+        assert 0 < moved.abs().max() < 0.01
+    # the decoder started from SAM's and trained (the paper's setting)
+    start = sam['mask_decoder.output_upscaling.0.weight']
     moved = state['decode_head.output_upscaling.0.weight'] - start
     assert 0 < moved.abs().max() < 0.01
     # class_freq='auto' was resolved from the converted training tiles
     assert 'decode_head.class_bias.dfa_delta' in state
     logs = sorted(work.glob('*/vis_data/scalars.json'))[0].read_text()
     rows = [json.loads(line) for line in logs.splitlines()]
-    assert any('dfa_bias/tumor' in row for row in rows)
+    assert any('dfa_bias/tumor' in row and 'dfa_bias_centred/tumor' in row
+               for row in rows)
+    if recipe:
+        assert any("decode.loss_iou" in row for row in rows)
+
+
+def one_line_error(err):
+    lines = [line for line in err.splitlines() if line.startswith('error:')]
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize('case', ['official_sam', 'encoder_only',
+                                  'empty_root'])
+def test_paper_path_errors_are_one_line(case, tmp_path, capsys,
+                                        converted_bcss, sam_fixtures):
+    """Each wrong input on the way to `tools/train.py configs/dfa_bcss.py`
+    stops with one line naming the field and the fix."""
+    s = sam_fixtures
+    sam = s.official_sam_state_dict()
+    checkpoint = tmp_path / 'sam.pth'
+    root = converted_bcss
+    if case == 'official_sam':
+        torch.save(sam, checkpoint)  # not converted
+    else:
+        torch.save(dict(state_dict=convert_sam(
+            sam, with_decoder=case != 'encoder_only')), checkpoint)
+    if case == 'empty_root':
+        root = tmp_path / 'bcss'
+        for sub in ('img_dir', 'ann_dir'):
+            for split in ('train', 'val', 'test'):
+                (root / sub / split).mkdir(parents=True)
+    options = tiny_sam_options(s, checkpoint, root)
+    err = one_line_error(run_train(
+        [str(CONFIGS / 'dfa_bcss.py'), '--work-dir', str(tmp_path / 'w'),
+         '--cfg-options', *options], capsys))
+    expected = {
+        'official_sam': ['model.backbone.init_cfg.checkpoint=',
+                         'official Segment Anything checkpoint',
+                         'sam2mmpretrain.py'],
+        'encoder_only': ['model.decode_head.init_cfg.checkpoint=',
+                         'no decoder weights', 'sam2mmpretrain.py',
+                         'model.decode_head.init_cfg=None'],
+        'empty_root': ["train_dataloader.dataset.data_prefix.img_path=",
+                       'is an empty folder', 'docs/datasets.md'],
+    }[case]
+    for part in expected:
+        assert part in err, err
+
+
+def test_multiple_select_is_refused_in_one_line(tmp_path, capsys):
+    tiny = ROOT / 'tests' / 'data' / 'configs' / 'tiny_dfa_synthetic.py'
+    err = one_line_error(run_train(
+        [str(tiny), '--work-dir', str(tmp_path), '--cfg-options',
+         'model.decode_head.input_transform=multiple_select'], capsys))
+    assert "input_transform='multiple_select'" in err
+    assert "input_transform='resize_concat'" in err

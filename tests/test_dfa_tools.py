@@ -75,12 +75,17 @@ def test_plot_dfa_bias(tmp_path):
     run.mkdir(parents=True)
     rows = [dict(step=i, loss=1.0, **{
         'dfa_bias/tumor': -0.1 * i,
-        'dfa_bias/necrosis': 0.2 * i
+        'dfa_bias/necrosis': 0.2 * i,
+        'dfa_bias_centred/tumor': -0.15 * i,
+        'dfa_bias_centred/necrosis': 0.15 * i,
+        'dfa_bias/layers.1/tumor': 0.5,
     }) for i in (10, 20, 30)]
     (run / 'scalars.json').write_text('\n'.join(map(json.dumps, rows)))
     out = tmp_path / 'bias.png'
     series = plot_dfa_bias([str(tmp_path / 'run'), '--out', str(out)])
     assert series['dfa_bias/necrosis'] == [(10, 2.0), (20, 4.0), (30, 6.0)]
+    assert series['dfa_bias_centred/tumor'][-1] == (30, -4.5)
+    assert series['dfa_bias/layers.1/tumor'][0] == (10, 0.5)
     assert out.stat().st_size > 1000
     (run / 'scalars.json').write_text(json.dumps(dict(step=1, loss=1.0)))
     with pytest.raises(ConfigError, match='DFABiasLoggerHook'):

@@ -44,6 +44,14 @@ BUILD_CASES = {
     dict(in_channels=8, channels=16, num_classes=3, num_heads=2,
          feedforward_channels=32, class_freq=[0.5, 0.3, 0.2]),
     ('mmengine', 'HOOKS', 'DFABiasLoggerHook'): dict(),
+    ('mmseg', 'MODELS', 'SAMPathLoss'): dict(),
+    # tests/test_sam_parity.py and test_dfa_configs.py build it from
+    # configs/dfa_bcss.py.
+    ('mmseg', 'MODELS', 'FrozenBackboneEncoderDecoder'): None,
+    ('mmengine', 'OPTIM_WRAPPER_CONSTRUCTORS',
+     'GroupStepOptimWrapperConstructor'):
+    dict(optim_wrapper_cfg=dict(
+        type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))),
     ('mmengine', 'HOOKS', 'ChannelsLastHook'): dict(),
     ('mmengine', 'HOOKS', 'BranchAttentionLoggerHook'): dict(),
     # tests/test_cpu_fast_path.py builds it around an optimizer and trains

@@ -19,6 +19,13 @@ def tiny_vit_sam(s):
         out_channels=s.OUT)
 
 
+def assert_copied(state, sam, pairs):
+    """Each converted key of ``pairs`` holds the official SAM tensor it
+    names."""
+    for ours, theirs in pairs.items():
+        assert torch.equal(state[ours], sam[theirs]), ours
+
+
 def test_encoder_loads_strictly_into_vit_sam(sam_fixtures):
     sam = sam_fixtures.official_sam_state_dict()
     converted = convert_sam(sam, with_decoder=False)
@@ -26,37 +33,46 @@ def test_encoder_loads_strictly_into_vit_sam(sam_fixtures):
     backbone = tiny_vit_sam(sam_fixtures)
     state = {k[len('backbone.'):]: v for k, v in converted.items()}
     backbone.load_state_dict(state, strict=True)
-    loaded = backbone.state_dict()
-    assert torch.equal(loaded['layers.1.ffn.layers.0.0.weight'],
-                       sam['image_encoder.blocks.1.mlp.lin1.weight'])
-    assert torch.equal(loaded['layers.0.ffn.layers.1.bias'],
-                       sam['image_encoder.blocks.0.mlp.lin2.bias'])
-    assert torch.equal(loaded['channel_reduction.2.weight'],
-                       sam['image_encoder.neck.2.weight'])
-    assert torch.equal(loaded['patch_embed.projection.weight'],
-                       sam['image_encoder.patch_embed.proj.weight'])
-    assert torch.equal(loaded['layers.1.attn.rel_pos_w'],
-                       sam['image_encoder.blocks.1.attn.rel_pos_w'])
+    assert_copied(backbone.state_dict(), sam, {
+        'layers.1.ffn.layers.0.0.weight':
+        'image_encoder.blocks.1.mlp.lin1.weight',
+        'layers.0.ffn.layers.1.bias': 'image_encoder.blocks.0.mlp.lin2.bias',
+        'channel_reduction.2.weight': 'image_encoder.neck.2.weight',
+        'patch_embed.projection.weight':
+        'image_encoder.patch_embed.proj.weight',
+        'layers.1.attn.rel_pos_w': 'image_encoder.blocks.1.attn.rel_pos_w',
+    })
+
+
+def converted_head_state(s):
+    converted = convert_sam(s.official_sam_state_dict(), with_decoder=True)
+    return {
+        k[len('decode_head.'):]: v
+        for k, v in converted.items() if k.startswith('decode_head.')
+    }
+
+
+def tiny_head(s, **kwargs):
+    init_default_scope('mmseg')
+    return DFAHead(in_channels=s.OUT, channels=s.D, num_classes=3,
+                   num_heads=2, feedforward_channels=s.DEC_MLP,
+                   class_freq=[.5, .3, .2], **kwargs)
 
 
 def test_decoder_parts_load_into_dfa_head(sam_fixtures):
     s = sam_fixtures
     sam = s.official_sam_state_dict()
-    converted = convert_sam(sam, with_decoder=True)
-    head_state = {
-        k[len('decode_head.'):]: v
-        for k, v in converted.items() if k.startswith('decode_head.')
-    }
-    init_default_scope('mmseg')
-    head = DFAHead(in_channels=s.OUT, channels=s.D, num_classes=3,
-                   num_heads=2, feedforward_channels=s.DEC_MLP,
-                   class_freq=[.5, .3, .2])
-    result = head.load_state_dict(head_state, strict=False)
-    assert result.unexpected_keys == []
+    head = tiny_head(s)
+    result = head.load_state_dict(converted_head_state(s), strict=False)
+    # SAM-Path's layout parts, which the 'class' layout does not have
+    assert sorted(result.unexpected_keys) == sorted(
+        ['no_mask_embed', 'iou_token.weight'] + [
+            f'iou_prediction_head.layers.{j}.{n}' for j in (0, 1)
+            for n in ('weight', 'bias')
+        ])
     # only what SAM has no counterpart for stays at its initialisation
     missing = {k.split('.')[0] for k in result.missing_keys}
-    assert missing == {'class_tokens', 'class_bias',
-                       'output_hypernetworks_mlps'}
+    assert missing == {'class_tokens', 'class_bias'}
     state = head.state_dict()
     assert torch.equal(
         state['layers.1.cross_attn_image_to_token.k_proj.weight'],
@@ -65,6 +81,43 @@ def test_decoder_parts_load_into_dfa_head(sam_fixtures):
     assert torch.equal(
         state['pe_layer.positional_encoding_gaussian_matrix'],
         sam['prompt_encoder.pe_layer.positional_encoding_gaussian_matrix'])
+    # every class's hypernetwork MLP is a copy of SAM's first one
+    for j in range(3):
+        first = sam[f'mask_decoder.output_hypernetworks_mlps.0.layers.{j}'
+                    '.weight']
+        assert all(torch.equal(w, first) for w in
+                   state[f'output_hypernetworks_mlps.layers.{j}.weight'])
+
+
+def test_sam_layout_loads_every_converted_part(sam_fixtures):
+    s = sam_fixtures
+    sam = s.official_sam_state_dict()
+    head = tiny_head(s, token_layout='sam', no_mask_embed=True,
+                     iou_head_channels=s.IOU_HIDDEN)
+    result = head.load_state_dict(converted_head_state(s), strict=False)
+    assert result.unexpected_keys == []
+    # SAM's mask tokens and last IoU layer are sized for SAM's 4 masks
+    assert sorted(result.missing_keys) == [
+        'class_bias.dfa_delta', 'iou_prediction_head.layers.2.bias',
+        'iou_prediction_head.layers.2.weight', 'mask_tokens.weight'
+    ]
+    assert_copied(head.state_dict(), sam, {
+        'no_mask_embed': 'prompt_encoder.no_mask_embed.weight',
+        'iou_token.weight': 'mask_decoder.iou_token.weight',
+        'iou_prediction_head.layers.1.bias':
+        'mask_decoder.iou_prediction_head.layers.1.bias',
+    })
+
+
+def test_saved_per_class_mlps_load_unchanged(sam_fixtures):
+    """A checkpoint of a trained head keeps its per-class MLPs (only a
+    single SAM MLP is copied into every class)."""
+    s = sam_fixtures
+    trained = tiny_head(s)
+    fresh = tiny_head(s)
+    fresh.load_state_dict(trained.state_dict(), strict=True)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
 
 
 def test_cli_writes_checkpoint_and_refuses_bad_input(tmp_path, capsys,

@@ -2,7 +2,7 @@
 # per-class Dice of a trained baseline:
 #   python tools/train.py configs/dfa/dfa_bcss_none.py
 #   python tools/analysis_tools/class_difficulty.py \
-#       configs/dfa/dfa_bcss_none.py work_dirs/dfa_bcss_none/iter_20000.pth \
+#       configs/dfa/dfa_bcss_none.py work_dirs/dfa_bcss_none/epoch_35.pth \
 #       --out work_dirs/dfa_bcss_none/class_dice.json
 _base_ = ['../dfa_bcss.py']
 model = dict(

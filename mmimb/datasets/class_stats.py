@@ -30,6 +30,7 @@ import numpy as np
 from mmengine.registry import DefaultScope
 from tqdm import tqdm
 
+from mmimb.utils.errors import ConfigError
 from .conversion import write_json_atomic
 from .sample_labels import single_labels
 
@@ -118,7 +119,8 @@ def build_dataset(cfg: dict, default_scope: Optional[str] = None):
         default_scope: ``'mmseg'`` or ``'mmpretrain'``; ``None`` tries both.
 
     Raises:
-        ValueError: If no registry knows the type.
+        ConfigError: If no registry knows the type, or the dataset cannot
+            be built (e.g. an empty folder).
     """
     import mmimb  # noqa: F401  (registers mmimb's datasets)
     scopes = [default_scope] if default_scope else list(_TASK_SCOPES)
@@ -131,13 +133,14 @@ def build_dataset(cfg: dict, default_scope: Optional[str] = None):
                 return registry.build(copy.deepcopy(cfg))
             except Exception as e:
                 # mmengine fails on an empty file list with a numpy message.
-                raise ValueError(
+                raise ConfigError(
                     f"cannot build {cfg['type']} ({type(e).__name__}: {e}); "
                     f"is data_root {cfg.get('data_root')!r} with data_prefix "
                     f"{_plain(cfg.get('data_prefix'))} a converted dataset "
                     'folder, and not empty?') from e
-    raise ValueError(f"dataset type {cfg.get('type')!r} is not registered in "
-                     f'{scopes}; is the package that defines it imported?')
+    raise ConfigError(f"dataset type {cfg.get('type')!r} is not registered "
+                      f'in {scopes}; is the package that defines it '
+                      'imported?')
 
 
 def _label_loader(dataset):

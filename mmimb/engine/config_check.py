@@ -5,11 +5,15 @@ so that a wrong data root, class count or type name fails in a second rather
 than deep inside a dataloader worker or a registry lookup.
 """
 import difflib
+import os
 import os.path as osp
 from typing import Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, Registry
+
+from mmimb.utils.checkpoint_keys import check_checkpoint_prefix
+from mmimb.utils.errors import ConfigError
 
 # Scopes whose registries the checks know, with the model types that reveal
 # a config's scope when ``default_scope`` is missing.
@@ -18,10 +22,6 @@ _SCOPE_MODULES = {'mmseg': 'mmseg.registry', 'mmpretrain': 'mmpretrain.registry'
 GENERATED_DATASETS = ('SyntheticTissueDataset', )
 # Keys of a dataset config that wrap other dataset configs.
 _WRAPPED_KEYS = ('dataset', 'datasets')
-
-
-class ConfigError(ValueError):
-    """A config that cannot work; the message says what and why."""
 
 
 def _registries(scope: str):
@@ -89,6 +89,15 @@ def iter_datasets(dataset_cfg: dict, field: str) -> Iterator[Tuple[dict, str]]:
                 yield from iter_datasets(item, f'{field}.{key}[{i}]')
 
 
+def _has_file(folder: str) -> bool:
+    """Whether ``folder`` or a folder below it holds a file (stops at the
+    first one)."""
+    for _, _, files in os.walk(folder):
+        if files:
+            return True
+    return False
+
+
 def _check_data_paths(ds: dict, field: str) -> None:
     if ds.get('type') in GENERATED_DATASETS or 'data_root' not in ds:
         return
@@ -110,6 +119,13 @@ def _check_data_paths(ds: dict, field: str) -> None:
             raise ConfigError(
                 f'{field}.data_prefix{key}={rel!r} does not exist under '
                 f'data_root {root!r} (looked for {path!r})')
+    for key, rel in prefixes.items():
+        path = osp.join(root, rel)
+        if rel and osp.isdir(path) and not _has_file(path):
+            raise ConfigError(
+                f'{field}.data_prefix{key}={rel!r} under data_root {root!r} '
+                f'is an empty folder ({path!r}); convert the dataset into it '
+                '(docs/datasets.md) or point data_root at a converted one')
     ann = ds.get('ann_file')
     if ann and not osp.isfile(osp.join(root, ann)) and not osp.isfile(ann):
         raise ConfigError(f'{field}.ann_file={ann!r} does not exist under '
@@ -268,10 +284,13 @@ def _check_pretrained(model: dict) -> None:
                 init_cfg.get('type') != 'Pretrained':
             continue
         ckpt = init_cfg.get('checkpoint')
-        if isinstance(ckpt, str) and '://' not in ckpt and \
-                not osp.isfile(ckpt):
+        if not isinstance(ckpt, str) or '://' in ckpt:
+            continue
+        if not osp.isfile(ckpt):
             raise ConfigError(
                 f'{field}.init_cfg.checkpoint={ckpt!r} does not exist; '
                 'download and convert the pretrained weights (README.md, '
                 '"Pretrained weights") and pass --cfg-options '
                 f'{field}.init_cfg.checkpoint=PATH')
+        if init_cfg.get('prefix'):
+            check_checkpoint_prefix(ckpt, init_cfg['prefix'], field)

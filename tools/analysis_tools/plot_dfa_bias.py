@@ -5,7 +5,10 @@ DFABiasLoggerHook put into a run's JSON log.
 
 RUN is a work dir (its newest ``*/vis_data/scalars.json`` is read) or a
 ``scalars.json`` file. Writes the plot (default ``dfa_bias.png`` beside the
-JSON) and prints the first and last value per class.
+JSON), one panel per logged quantity (the raw bias ``dfa_bias``, the
+centred bias ``dfa_bias_centred``, an anchored bias's ``dfa_delta``) and
+per layer or head where the bias has several, and prints the first and last
+value per class.
 """
 import argparse
 import glob
@@ -16,7 +19,7 @@ from typing import Dict, List, Tuple
 from mmimb.engine.config_check import ConfigError
 from mmimb.engine.launch import run_cli
 
-PREFIXES = ('dfa_bias/', 'dfa_delta/')
+PREFIXES = ('dfa_bias/', 'dfa_bias_centred/', 'dfa_delta/')
 
 
 def find_scalars(run: str) -> str:
@@ -55,17 +58,18 @@ def plot(series: Dict[str, List[Tuple[int, float]]], out: str,
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    kinds = sorted({key.split('/')[0] for key in series})
+    # One panel per quantity (and layer or head), one line per class.
+    panels = sorted({key.rsplit('/', 1)[0] for key in series})
     fig, axes = plt.subplots(
-        1, len(kinds), figsize=(6 * len(kinds), 4), squeeze=False)
-    for ax, kind in zip(axes[0], kinds):
+        1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
         for key, points in series.items():
-            if key.split('/')[0] == kind:
+            if key.rsplit('/', 1)[0] == panel:
                 steps, values = zip(*points)
-                ax.plot(steps, values, label=key.split('/', 1)[1])
+                ax.plot(steps, values, label=key.rsplit('/', 1)[1])
         ax.axhline(0, color='0.7', lw=0.8)
         ax.set_xlabel('iteration')
-        ax.set_ylabel(kind)
+        ax.set_ylabel(panel)
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()

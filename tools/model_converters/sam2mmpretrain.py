@@ -6,15 +6,19 @@
 The image encoder becomes mmpretrain's ``ViTSAM`` under ``backbone.`` (the key
 layout of mmpretrain's own converted SAM weights), loaded by
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
-The parts of SAM's mask decoder that DFAHead shares (the two-way
-transformer, its final attention and norm, the mask upscaling and the image
-positional encoding) are written under ``decode_head.``, which the DFA
-configs load with ``model.decode_head.init_cfg=dict(type='Pretrained',
-checkpoint=..., prefix='decode_head.')``; ``--encoder-only`` leaves them
-out (the layout of mmpretrain's released file). SAM's prompt-specific parts
-(mask and IoU tokens, their MLPs, the prompt embeddings) have no counterpart
-and are left out; DFAHead's class tokens, per-class MLPs and DFA bias start
-from their own initialisation.
+The parts of SAM's mask decoder and prompt encoder that DFAHead shares are
+written under ``decode_head.``, which the DFA configs load with
+``model.decode_head.init_cfg=dict(type='Pretrained', checkpoint=...,
+prefix='decode_head.')``: the two-way transformer, its final attention and
+norm, the mask upscaling, the image positional encoding, the no-mask dense
+embedding, the IoU token, the first two layers of the IoU head, and the
+first hypernetwork MLP, which DFAHead copies into every mask's MLP (as
+SAM-Path does). ``--encoder-only`` leaves them out (the layout of
+mmpretrain's released file). SAM's mask tokens, its other hypernetwork MLPs,
+the last IoU-head layer (one output per SAM mask) and the point and mask
+prompt embeddings have no counterpart and are left out; DFAHead's class
+tokens, the last IoU-head layer and the DFA bias start from their own
+initialisation.
 """
 import argparse
 import os
@@ -53,6 +57,13 @@ DECODER_RULES: List[Tuple[str, str]] = [
      r'decode_head.output_upscaling.\1.\2'),
     (r'^prompt_encoder\.pe_layer\.positional_encoding_gaussian_matrix$',
      'decode_head.pe_layer.positional_encoding_gaussian_matrix'),
+    (r'^prompt_encoder\.no_mask_embed\.weight$', 'decode_head.no_mask_embed'),
+    (r'^mask_decoder\.iou_token\.weight$', 'decode_head.iou_token.weight'),
+    (r'^mask_decoder\.iou_prediction_head\.layers\.([01])\.(weight|bias)$',
+     r'decode_head.iou_prediction_head.layers.\1.\2'),
+    # One MLP, which DFAHead's per-class MLPs copy on loading.
+    (r'^mask_decoder\.output_hypernetworks_mlps\.0\.layers\.(\d+)\.'
+     r'(weight|bias)$', r'decode_head.output_hypernetworks_mlps.layers.\1.\2'),
 ]
 
 

@@ -4,12 +4,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_activation_layer
-from mmengine.runner import CheckpointLoader
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.utils import MLP, LayerNorm2d
+from mmseg.models.losses import accuracy
+from mmseg.models.utils import MLP, LayerNorm2d, resize
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from mmimb.utils import ConfigError, check_checkpoint_prefix
 from ..layers.class_wise_linear import ClassWiseLinear
 from ..layers.dfa_attention import BIAS_SHARING
 from ..layers.dfa_bias import DFABias
@@ -17,31 +18,9 @@ from ..layers.dfa_decoder_layer import DFATransformerDecoderLayer
 from ..layers.dfa_prior import ArrayLike
 from ..layers.position_encoding import RandomFourierPositionEncoding
 from ..layers.sdpa_attention import SDPAttention
+from ..losses.sampath_loss import SAMPathLoss
 
-
-def check_decoder_checkpoint(checkpoint: str, prefix: str) -> None:
-    """Check that ``checkpoint`` holds decoder weights under ``prefix``.
-
-    Raises:
-        ValueError: Naming the file and the prefixes it holds, and how to
-            write a file with the decoder (or to train it from scratch).
-    """
-    # A second read of the file (PretrainedInit reads it again), about a
-    # second for SAM ViT-B, for an error that says what to do.
-    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    state_dict = loaded.get('state_dict', loaded)
-    prefix = prefix if prefix.endswith('.') else prefix + '.'
-    if any(k.startswith(prefix) for k in state_dict):
-        return
-    found = sorted({k.split('.')[0] + '.' for k in state_dict})
-    raise ValueError(
-        f'{checkpoint!r} has no decoder weights (no {prefix!r} keys; it '
-        f'holds {found}), e.g. mmpretrain\'s released encoder-only SAM file '
-        'or one converted with --encoder-only. Re-convert the official SAM '
-        'checkpoint with `python tools/model_converters/sam2mmpretrain.py '
-        f'sam_vit_b_01ec64.pth {checkpoint}` (it writes the decoder too), or '
-        'set model.decode_head.init_cfg=None to train the decoder from '
-        'scratch')
+TOKEN_LAYOUTS = ('class', 'sam')
 
 
 @MODELS.register_module()
@@ -52,18 +31,36 @@ class DFAHead(BaseDecodeHead):
     The backbone feature map is projected to the decoder width D (a 1x1
     convolution, skipped when the widths already agree, as with SAM's image
     encoder), given a random Fourier position encoding and flattened into N
-    image tokens. One learnable token per class and the image tokens pass
-    through ``num_layers`` :class:`DFATransformerDecoderLayer` blocks (the
-    image-to-class-token attention carries the DFA bias) and a final
-    class-token-to-image attention. Class c's mask logit at a pixel is the
-    dot product of the 4x upsampled image embedding (width D/8) with a
-    per-class MLP of token c. Submodule names follow SAM's mask decoder.
+    image tokens. Learnable tokens and the image tokens pass through
+    ``num_layers`` :class:`DFATransformerDecoderLayer` blocks (the
+    image-to-token attention carries the DFA bias) and a final
+    token-to-image attention. A mask logit at a pixel is the dot product of
+    the 4x upsampled image embedding (width D/8) with a per-token MLP of the
+    token. Submodule names follow SAM's mask decoder.
+
+    Two token layouts:
+
+    - ``'class'`` (default): one token per class (``class_tokens``), C
+      masks, class c is token c and bias entry c.
+    - ``'sam'``: SAM-Path's and the DFA authors' layout: SAM's IoU token
+      (``iou_token``) and C + 2 mask tokens (``mask_tokens``): SAM's
+      single-mask token, whose mask SAM-Path discards, the token of
+      SAM-Path's class 0 (pixels outside the annotated region, ignored by
+      the loss), and one per class. The decoder predicts C + 1 masks (class
+      0's first; inference uses the C class masks) and, when the loss has
+      an IoU term, from the IoU token through ``iou_prediction_head`` the
+      IoU of each class mask. Class c's
+      token is token ``3 + c``, and bias entry c acts on it (with
+      ``reference_bias_offset=True`` on token ``2 + c``, as in the DFA
+      reference code). It trains with :class:`SAMPathLoss`. Converted SAM
+      weights give it SAM's IoU token, the first two layers of SAM's IoU
+      head, and SAM's first hypernetwork MLP as every mask's MLP.
 
     Args:
         in_channels: Backbone channels (a list with
             ``input_transform='resize_concat'``).
         channels: Decoder width D (SAM: 256).
-        num_classes: Number of classes C (one token each).
+        num_classes: Number of classes C.
         num_layers: Two-way blocks (SAM: 2).
         num_heads: Attention heads (SAM: 8).
         feedforward_channels: MLP width of the blocks (SAM: 2048).
@@ -79,15 +76,29 @@ class DFAHead(BaseDecodeHead):
             ``'per_layer'`` (one per layer).
         delta_penalty: ``lambda`` of an optional loss term
             ``lambda * sum(delta ** 2)`` (``loss_dfa_delta``).
+        token_layout: ``'class'`` or ``'sam'`` (see above).
+        no_mask_embed: Add SAM's prompt-encoder embedding for "no mask
+            prompt" (a frozen buffer of D values, loaded from converted SAM
+            weights) to every image token, as SAM does when it is called
+            without prompts.
+        iou_head_channels: Hidden width of the IoU head (SAM: 256;
+            ``'sam'`` layout with a loss that has an IoU term only).
+        reference_bias_offset: Apply bias entry c to the token of class
+            c - 1 (class 0's entry to the ignored class's token), as the DFA
+            reference code does; for comparing numbers with the paper
+            (``'sam'`` layout only).
         **kwargs: :class:`BaseDecodeHead` arguments (``loss_decode``,
             ``in_index``, ``input_transform``, ``align_corners``,
             ``dropout_ratio`` applied to the upsampled embedding, ...). The
-            default ``loss_decode`` is SAM-Path's focal + Dice
-            (:class:`SegFocalLoss`, :class:`SegDiceLoss`).
+            default ``loss_decode`` is focal + Dice (:class:`SegFocalLoss`,
+            :class:`SegDiceLoss`) with the ``'class'`` layout and
+            :class:`SAMPathLoss` with the ``'sam'`` layout.
 
     Shape:
         ``forward(inputs)`` returns mask logits (B, C, 4h, 4w) for a feature
-        map of size (h, w).
+        map of size (h, w); ``predict_masks(inputs)`` all masks (B, C or
+        C + 1, 4h, 4w) and, with the ``'sam'`` layout and an IoU term in the
+        loss, IoU predictions (B, C).
     """
 
     def __init__(self,
@@ -110,33 +121,75 @@ class DFAHead(BaseDecodeHead):
                  init_scale: float = 0.5,
                  bias_sharing: str = 'shared',
                  delta_penalty: float = 0.0,
+                 token_layout: str = 'class',
+                 no_mask_embed: bool = False,
+                 iou_head_channels: int = 256,
+                 reference_bias_offset: bool = False,
                  **kwargs):
+        if token_layout not in TOKEN_LAYOUTS:
+            raise ConfigError(f'DFAHead: token_layout={token_layout!r}; '
+                              f'expected one of {TOKEN_LAYOUTS}')
+        if reference_bias_offset and token_layout != 'sam':
+            raise ConfigError(
+                'DFAHead: reference_bias_offset=True reproduces the DFA '
+                "reference code's token layout and needs token_layout='sam'")
         kwargs.setdefault('dropout_ratio', 0.0)
         # Scoped names: the head may be built from another task's scope.
         kwargs.setdefault('loss_decode', [
             dict(type='mmseg.SegFocalLoss', loss_weight=1.0),
             dict(type='mmseg.SegDiceLoss', loss_weight=1.0)
-        ])
+        ] if token_layout == 'class' else dict(type='mmseg.SAMPathLoss'))
         kwargs.setdefault('init_cfg', None)
         super().__init__(
             in_channels, channels, num_classes=num_classes, **kwargs)
         if self.out_channels != num_classes:
-            raise ValueError('DFAHead predicts one mask per class token; '
-                             f'out_channels must equal num_classes, got '
-                             f'{self.out_channels}')
+            raise ConfigError('DFAHead predicts one mask per class token; '
+                              f'out_channels must equal num_classes, got '
+                              f'{self.out_channels}')
         if channels % 8:
-            raise ValueError(f'channels must be divisible by 8 (the masks '
-                             f'use width channels // 8), got {channels}')
+            raise ConfigError(f'DFAHead: channels must be divisible by 8 '
+                              f'(the masks use width channels // 8), got '
+                              f'{channels}')
         if bias_sharing not in BIAS_SHARING:
-            raise ValueError(f'bias_sharing={bias_sharing!r}; expected one '
-                             f'of {BIAS_SHARING}')
+            raise ConfigError(f'DFAHead: bias_sharing={bias_sharing!r}; '
+                              f'expected one of {BIAS_SHARING}')
+        if self.input_transform == 'multiple_select':
+            raise ConfigError(
+                "DFAHead: input_transform='multiple_select' passes a list "
+                'of feature maps, and the decoder takes one; use '
+                "input_transform='resize_concat' (with in_index a list) or "
+                'None (one in_index)')
+        losses = self.loss_decode if isinstance(
+            self.loss_decode, nn.ModuleList) else [self.loss_decode]
+        if token_layout == 'sam' and (
+                len(losses) != 1 or not isinstance(losses[0], SAMPathLoss)):
+            raise ConfigError(
+                "DFAHead: token_layout='sam' trains with SAM-Path's loss on "
+                'its C + 1 masks (the ignored class first); set '
+                "loss_decode=dict(type='SAMPathLoss', ...), got "
+                f'{[type(loss).__name__ for loss in losses]}')
         del self.conv_seg
         self.delta_penalty = delta_penalty
+        self.token_layout = token_layout
 
         self.input_proj = nn.Identity() if self.in_channels == channels \
             else nn.Conv2d(self.in_channels, channels, kernel_size=1)
         self.pe_layer = RandomFourierPositionEncoding(channels)
-        self.class_tokens = nn.Embedding(num_classes, channels)
+        if no_mask_embed:
+            self.register_buffer('no_mask_embed', torch.randn(1, channels))
+        else:
+            self.no_mask_embed = None
+        if token_layout == 'class':
+            self.class_tokens = nn.Embedding(num_classes, channels)
+            num_tokens, class_offset = num_classes, 0
+            # tokens whose masks are predicted
+            self.mask_token_slice = slice(None)
+        else:
+            self.iou_token = nn.Embedding(1, channels)
+            self.mask_tokens = nn.Embedding(num_classes + 2, channels)
+            num_tokens = num_classes + 3
+            class_offset = 2 if reference_bias_offset else 3
+            self.mask_token_slice = slice(2, None)
 
         bias_cfg = dict(
             bias_mode=bias_mode,
@@ -162,6 +215,8 @@ class DFAHead(BaseDecodeHead):
                 act_cfg=block_act_cfg,
                 dropout=attn_dropout,
                 dfa_bias=shared,
+                num_tokens=num_tokens,
+                class_offset=class_offset,
                 **bias_cfg) for i in range(num_layers))
         self.final_attn_token_to_image = SDPAttention(
             channels, num_heads, attention_downsample_rate, attn_dropout)
@@ -173,12 +228,19 @@ class DFAHead(BaseDecodeHead):
             build_activation_layer(upsample_act_cfg),
             nn.ConvTranspose2d(channels // 4, channels // 8, 2, stride=2),
             build_activation_layer(upsample_act_cfg))
+        num_masks = num_classes if token_layout == 'class' \
+            else num_classes + 1
         self.output_hypernetworks_mlps = MLP(
             channels,
             channels,
             channels // 8,
             3,
-            affine_func=partial(ClassWiseLinear, num_classes))
+            affine_func=partial(ClassWiseLinear, num_masks))
+        # Only a loss with an IoU term trains the IoU head (SAM-Path's CRAG
+        # setting has none); an unused head would stall DDP.
+        self.iou_prediction_head = MLP(
+            channels, iou_head_channels, num_classes,
+            3) if token_layout == 'sam' and losses[0].iou_weight else None
 
     def init_weights(self) -> None:
         """Initialise; a ``Pretrained`` ``init_cfg`` with a ``prefix`` must
@@ -187,7 +249,8 @@ class DFAHead(BaseDecodeHead):
         cfg = self.init_cfg
         if not self.is_init and isinstance(cfg, dict) and \
                 cfg.get('type') == 'Pretrained' and cfg.get('prefix'):
-            check_decoder_checkpoint(cfg['checkpoint'], cfg['prefix'])
+            check_checkpoint_prefix(cfg['checkpoint'], cfg['prefix'],
+                                    'model.decode_head')
         super().init_weights()
 
     def dfa_biases(self) -> List[Tuple[str, DFABias]]:
@@ -195,28 +258,91 @@ class DFAHead(BaseDecodeHead):
         return [(name, m) for name, m in self.named_modules()
                 if isinstance(m, DFABias)]
 
-    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        x = self.input_proj(self._transform_inputs(inputs))
-        b, d, h, w = x.shape
-        image_pe = self.pe_layer((h, w)).to(x.dtype).flatten(1).t()[None]
-        keys = x.flatten(2).transpose(1, 2)
-        tokens = self.class_tokens.weight[None].expand(b, -1, -1)
+    def output_tokens(self) -> Tensor:
+        """The learnable tokens in decoder order, shape (T, D)."""
+        if self.token_layout == 'class':
+            return self.class_tokens.weight
+        return torch.cat([self.iou_token.weight, self.mask_tokens.weight])
+
+    def transformer(self, image_embedding: Tensor, image_pe: Tensor,
+                    tokens: Tensor) -> Tuple[Tensor, Tensor]:
+        """The two-way transformer, as SAM's ``TwoWayTransformer.forward``.
+
+        Args:
+            image_embedding: (B, D, h, w).
+            image_pe: (1 or B, D, h, w) position encoding.
+            tokens: (B, T, D); also their positional embedding.
+
+        Returns:
+            tuple: the tokens (B, T, D) and image tokens (B, h * w, D).
+        """
+        keys = image_embedding.flatten(2).transpose(1, 2)
+        key_pe = image_pe.flatten(2).transpose(1, 2)
         queries = tokens
         for layer in self.layers:
-            queries, keys = layer(queries, keys, tokens, image_pe)
+            queries, keys = layer(queries, keys, tokens, key_pe)
         attn = self.final_attn_token_to_image(queries + tokens,
-                                              keys + image_pe, keys)
+                                              keys + key_pe, keys)
         queries = self.norm_final_attn(queries + attn)
+        return queries, keys
+
+    def predict_masks(self, inputs: Sequence[Tensor],
+                      with_iou: bool = True
+                      ) -> Tuple[Tensor, Optional[Tensor]]:
+        """All mask logits and, with the ``'sam'`` layout and ``with_iou``,
+        the IoU predictions (see the class docstring for the shapes)."""
+        x = self.input_proj(self._transform_inputs(inputs))
+        if self.no_mask_embed is not None:
+            x = x + self.no_mask_embed.to(x.dtype)[..., None, None]
+        b, d, h, w = x.shape
+        image_pe = self.pe_layer((h, w)).to(x.dtype)[None]
+        tokens = self.output_tokens()[None].expand(b, -1, -1)
+        queries, keys = self.transformer(x, image_pe, tokens)
 
         embedding = self.output_upscaling(keys.transpose(1, 2).reshape(
             b, d, h, w))
         if self.dropout is not None:
             embedding = self.dropout(embedding)
-        hyper = self.output_hypernetworks_mlps(queries)
-        return torch.einsum('bcd,bdhw->bchw', hyper, embedding)
+        hyper = self.output_hypernetworks_mlps(
+            queries[:, self.mask_token_slice])
+        masks = torch.einsum('bcd,bdhw->bchw', hyper, embedding)
+        iou = None
+        if with_iou and self.iou_prediction_head is not None:
+            iou = self.iou_prediction_head(queries[:, 0])
+        return masks, iou
 
-    def loss_by_feat(self, seg_logits: Tensor, batch_data_samples) -> dict:
-        losses = super().loss_by_feat(seg_logits, batch_data_samples)
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        masks, _ = self.predict_masks(inputs, with_iou=False)
+        return masks if self.token_layout == 'class' else masks[:, 1:]
+
+    def loss(self, inputs: Sequence[Tensor], batch_data_samples,
+             train_cfg) -> dict:
+        if self.token_layout == 'class':
+            return super().loss(inputs, batch_data_samples, train_cfg)
+        return self.loss_by_feat(self.predict_masks(inputs),
+                                 batch_data_samples)
+
+    def loss_by_feat(self, seg_logits: Union[Tensor, Tuple[Tensor, Tensor]],
+                     batch_data_samples) -> dict:
+        """Losses of the C masks (``'class'``), or of the C + 1 masks and
+        IoU predictions ``(masks, iou)`` (``'sam'``)."""
+        if self.token_layout == 'class':
+            losses = super().loss_by_feat(seg_logits, batch_data_samples)
+        else:
+            masks, iou = seg_logits
+            seg_label = self._stack_batch_gt(batch_data_samples)
+            masks = resize(
+                masks,
+                size=seg_label.shape[2:],
+                mode='bilinear',
+                align_corners=self.align_corners)
+            seg_label = seg_label.squeeze(1)
+            loss_decode = self.loss_decode[0] if isinstance(
+                self.loss_decode, nn.ModuleList) else self.loss_decode
+            losses = loss_decode(
+                masks, seg_label, iou, ignore_index=self.ignore_index)
+            losses['acc_seg'] = accuracy(
+                masks[:, 1:], seg_label, ignore_index=self.ignore_index)
         if self.delta_penalty:
             deltas = [m.delta for _, m in self.dfa_biases()
                       if m.delta is not None]

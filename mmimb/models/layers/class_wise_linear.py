@@ -9,6 +9,11 @@ class ClassWiseLinear(nn.Module):
     """Applies one ``nn.Linear`` per class token in a single batched product
     (SAM's per-token hypernetwork MLPs, without a Python loop over classes).
 
+    A state dict may hold one ``nn.Linear``'s weight (out, in) and bias
+    (out,) instead of the per-class ones: every class then starts from a
+    copy of it, as SAM-Path starts every class's hypernetwork MLP from SAM's
+    first one (``tools/model_converters/sam2mmpretrain.py`` writes it so).
+
     Args:
         num_classes: Number of class tokens C.
         in_features: Input width.
@@ -30,6 +35,15 @@ class ClassWiseLinear(nn.Module):
         bound = 1 / math.sqrt(self.weight.shape[-1])
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ('weight', 'bias'):
+            key = prefix + name
+            value = state_dict.get(key)
+            own = getattr(self, name)
+            if value is not None and value.shape == own.shape[1:]:
+                state_dict[key] = value.expand_as(own).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.einsum('bci,coi->bco', x, self.weight) + self.bias

@@ -2,6 +2,7 @@
 per-class bias on the logits (DFA, arXiv 2604.13479, Eq. 1)."""
 from typing import Optional, Sequence, Tuple, Union
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from .dfa_bias import DFABias
@@ -53,12 +54,17 @@ class DynamicFocalAttention(SDPAttention):
             It is referenced, not registered, here: the owner holds it as a
             submodule so that its parameter is saved and optimised once. The
             bias arguments above are then ignored.
+        num_tokens: Number of keys T when the keys hold tokens besides the
+            class tokens (SAM's IoU and mask tokens); ``None``: T = C.
+        class_offset: Key index of class 0's token; class c is key
+            ``class_offset + c``. The other keys get bias 0.
 
     Shape:
         - query: image tokens (B, N, D).
-        - key, value: class tokens (B, C, D); ``value`` defaults to ``key``.
+        - key, value: tokens (B, T, D), class c at key ``class_offset + c``;
+          ``value`` defaults to ``key``.
         - output: (B, N, D); with ``return_attn=True`` also the attention
-          probabilities (B, heads, N, C).
+          probabilities (B, heads, N, T).
     """
 
     def __init__(self,
@@ -74,12 +80,21 @@ class DynamicFocalAttention(SDPAttention):
                  dropout: float = 0.0,
                  class_dice: Optional[ArrayLike] = None,
                  downsample_rate: int = 1,
-                 bias: Optional[DFABias] = None):
+                 bias: Optional[DFABias] = None,
+                 num_tokens: Optional[int] = None,
+                 class_offset: int = 0):
         super().__init__(embed_dims, num_heads, downsample_rate, dropout)
         if bias_sharing not in BIAS_SHARING:
             raise ValueError(f'bias_sharing={bias_sharing!r}; expected one '
                              f'of {BIAS_SHARING}')
+        num_tokens = num_classes if num_tokens is None else num_tokens
+        if class_offset < 0 or class_offset + num_classes > num_tokens:
+            raise ValueError(
+                f'{num_classes} class tokens from key {class_offset} do not '
+                f'fit into num_tokens={num_tokens} keys')
         self.num_classes = num_classes
+        self.num_tokens = num_tokens
+        self.class_offset = class_offset
         if bias is None:
             self.class_bias = DFABias(
                 num_classes,
@@ -107,11 +122,14 @@ class DynamicFocalAttention(SDPAttention):
         return shared[0] if shared else self.class_bias
 
     def attn_bias(self) -> Optional[Tensor]:
-        """The additive mask, shape (1, heads or 1, 1, C), max 0; ``None``
+        """The additive mask, shape (1, heads or 1, 1, T), max 0; ``None``
         in mode ``none``."""
         bias = self.dfa_bias()
         if bias is None:
             return None
+        if self.num_tokens != self.num_classes:
+            bias = F.pad(bias, (self.class_offset, self.num_tokens -
+                                self.num_classes - self.class_offset))
         # Detaching the max leaves the gradient unchanged: the softmax is
         # shift invariant, so its gradient w.r.t. b sums to 0 over classes.
         bias = bias - bias.amax(dim=-1, keepdim=True).detach()
@@ -123,10 +141,11 @@ class DynamicFocalAttention(SDPAttention):
                 value: Optional[Tensor] = None,
                 return_attn: bool = False
                 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
-        if key.dim() != 3 or key.shape[1] != self.num_classes:
+        if key.dim() != 3 or key.shape[1] != self.num_tokens:
             raise ValueError(
-                f'key must be the class tokens (B, {self.num_classes}, D) '
-                f'with class c at index c, got shape {tuple(key.shape)}')
+                f'key must be the tokens (B, {self.num_tokens}, D) with '
+                f'class c at index {self.class_offset} + c, got shape '
+                f'{tuple(key.shape)}')
         return super().forward(
             query, key, value, attn_mask=self.attn_bias(),
             return_attn=return_attn)

@@ -67,10 +67,13 @@ class DFATransformerDecoderLayer(BaseModule):
         bias_sharing: See :class:`DynamicFocalAttention`.
         dfa_bias: A :class:`DFABias` owned by the caller and shared over
             layers; overrides the bias arguments.
+        num_tokens, class_offset: Where the class tokens sit among the
+            queries when there are other tokens too (SAM's IoU and mask
+            tokens), see :class:`DynamicFocalAttention`.
         init_cfg: Initialisation config.
 
     Shape:
-        - queries, query_pe: class tokens (B, C, D).
+        - queries, query_pe: tokens (B, T, D), T = C by default.
         - keys, key_pe: image tokens (B, N, D) (``key_pe`` may have batch 1).
         - returns the updated (queries, keys).
     """
@@ -92,6 +95,8 @@ class DFATransformerDecoderLayer(BaseModule):
                  init_scale: float = 0.5,
                  bias_sharing: str = 'shared',
                  dfa_bias: Optional[DFABias] = None,
+                 num_tokens: Optional[int] = None,
+                 class_offset: int = 0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         self.skip_first_layer_pe = skip_first_layer_pe
@@ -115,7 +120,9 @@ class DFATransformerDecoderLayer(BaseModule):
             dropout=dropout,
             class_dice=class_dice,
             downsample_rate=attention_downsample_rate,
-            bias=dfa_bias)
+            bias=dfa_bias,
+            num_tokens=num_tokens,
+            class_offset=class_offset)
         self.norm4 = nn.LayerNorm(embed_dims)
 
     def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor,

@@ -33,8 +33,12 @@ class RandomFourierPositionEncoding(nn.Module):
     def forward(self, size: Tuple[int, int]) -> Tensor:
         h, w = size
         matrix = self.positional_encoding_gaussian_matrix
-        y = (torch.arange(h, device=matrix.device) + 0.5) / h
-        x = (torch.arange(w, device=matrix.device) + 0.5) / w
+        # Coordinates in the matrix's dtype, so that the encoding follows the
+        # module (``.double()``, ``.half()``).
+        y = (torch.arange(h, device=matrix.device, dtype=matrix.dtype) +
+             0.5) / h
+        x = (torch.arange(w, device=matrix.device, dtype=matrix.dtype) +
+             0.5) / w
         coords = torch.stack(torch.meshgrid(x, y, indexing='xy'), dim=-1)
         coords = (2 * coords - 1) @ matrix * (2 * math.pi)
         return torch.cat([coords.sin(), coords.cos()], dim=-1).permute(2, 0, 1)

@@ -1,0 +1,3 @@
+from .frozen_backbone_encoder_decoder import FrozenBackboneEncoderDecoder
+
+__all__ = ['FrozenBackboneEncoderDecoder']
