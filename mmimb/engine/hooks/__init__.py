@@ -2,8 +2,9 @@ from .branch_attention_logger_hook import BranchAttentionLoggerHook
 from .channels_last_hook import ChannelsLastHook
 from .dfa_bias_logger_hook import DFABiasLoggerHook
 from .gradient_conflict_hook import GradientConflictHook
+from .image_bank_hook import ImageBankHook
 
 __all__ = [
     'BranchAttentionLoggerHook', 'ChannelsLastHook', 'DFABiasLoggerHook',
-    'GradientConflictHook'
+    'GradientConflictHook', 'ImageBankHook'
 ]
