@@ -90,6 +90,14 @@ def test_missing_pretrained_decoder_checkpoint(cfg):
         check_config(cfg)
 
 
+def test_missing_load_from_checkpoint(cfg):
+    cfg.load_from = 'work_dirs/absent/epoch_200.pth'
+    with pytest.raises(ConfigError, match=r"load_from='work_dirs/absent/"
+                       r"epoch_200.pth' does not exist"):
+        check_config(cfg)
+    assert check_config(cfg, mode='test') == 'mmseg'
+
+
 def test_unknown_scope(cfg):
     cfg.default_scope = 'mmdet'
     with pytest.raises(ConfigError, match="default_scope='mmdet'"):

@@ -1,5 +1,6 @@
-"""Two processes on the CPU (gloo, through tools/dist_train.sh) train to the
-same weights and losses as one process on the same global batch."""
+"""Two processes on the CPU (gloo, through tools/dist_train.sh run as README.md
+shows it, from a shell whose PATH lacks the environment) train to the same
+weights and losses as one process on the same global batch."""
 import json
 import socket
 

@@ -150,3 +150,115 @@ def test_counts_from_json_and_bad_counts(tmp_path):
     metric.process(None, samples([0, 1], [0, 4], 5))
     with pytest.raises(ValueError, match='label or prediction 4'):
         metric.evaluate(2)
+
+
+# Review finding: the many/medium/few boundaries. CIFAR-100-LT with the
+# exact LDAM counts has a class of exactly 20 (IF 50, 100, 200) and one of
+# exactly 100 (IF 10, 200); both belong to the medium group.
+@pytest.mark.parametrize('factor,has_100,has_20,sizes', [
+    (10, True, False, [69, 31, 0]),
+    (50, False, True, [41, 41, 18]),
+    (100, False, True, [35, 35, 30]),
+    (200, True, True, [30, 31, 39]),
+])
+def test_shot_group_boundaries_on_cifar100_lt(factor, has_100, has_20,
+                                              sizes):
+    from mmimb.datasets import long_tailed_counts
+    counts = long_tailed_counts(500, factor, 100)
+    assert (100 in counts) == has_100 and (20 in counts) == has_20
+    groups = shot_groups(counts)
+    assert [len(groups[g]) for g in ('many', 'medium', 'few')] == sizes
+    for name, rule in (('many', lambda n: n > 100),
+                       ('medium', lambda n: 20 <= n <= 100),
+                       ('few', lambda n: n < 20)):
+        assert groups[name].tolist() == [
+            c for c, n in enumerate(counts) if rule(n)
+        ], name
+    for exact in (100, 20):
+        if exact in counts:
+            assert counts.index(exact) in groups['medium'].tolist()
+    preds, gts = random_predictions(n=3000, num_classes=100, seed=factor)
+    metric = LongTailMetric(train_class_counts=counts)
+    metric.process(None, samples(preds, gts, 100))
+    got = metric.evaluate(3000)
+    want = naive(preds, gts, 100, counts)
+    for group in ('many', 'medium', 'few'):
+        assert close(got[f'lt/{group}_shot_acc'], want[group]), group
+
+
+def naive_ece(conf, correct, bins=15):
+    """Guo et al. 2017 Eq. 3 with bins ((m-1)/M, m/M], by explicit loops."""
+    total, n = 0.0, len(conf)
+    for m in range(1, bins + 1):
+        lo, hi = (m - 1) / bins, m / bins
+        members = [i for i in range(n)
+                   if (lo < conf[i] <= hi) or (m == 1 and conf[i] == 0)]
+        if members:
+            acc = sum(correct[i] for i in members) / len(members)
+            avg = sum(conf[i] for i in members) / len(members)
+            total += len(members) / n * abs(acc - avg)
+    return 100 * total
+
+
+def test_ece_and_its_shot_breakdown_match_naive_binning():
+    rng = np.random.default_rng(4)
+    n, num_classes = 500, 10
+    gts = rng.integers(0, num_classes, n)
+    logits = rng.normal(size=(n, num_classes)) * 2
+    logits[np.arange(n), gts] += rng.normal(1, 1, n)
+    scores = torch.softmax(torch.tensor(logits), 1).float()
+    # Confidences exactly on bin edges land in the lower bin.
+    scores[:3] = 0.0
+    scores[0, 0], scores[1, 1], scores[2, 2] = 0.2, 1 / 15 * 7, 1.0
+    metric = LongTailMetric(train_class_counts=TRAIN_COUNTS,
+                            thresholds=(1500, 200))
+    batch = []
+    for g, score in zip(gts.tolist(), scores):
+        batch.append(DataSample().set_gt_label(g).set_pred_score(
+            score).to_dict())
+    metric.process(None, batch)
+    got = metric.evaluate(n)
+    conf = scores.max(1).values.double().tolist()
+    pred = scores.argmax(1).tolist()
+    correct = [p == g for p, g in zip(pred, gts.tolist())]
+    assert got['lt/ece'] == pytest.approx(naive_ece(conf, correct), rel=1e-6)
+    groups = shot_groups(TRAIN_COUNTS, (1500, 200))
+    for name, members in groups.items():
+        idx = [i for i in range(n) if gts[i] in members.tolist()]
+        assert got[f'lt/{name}_shot_ece'] == pytest.approx(
+            naive_ece([conf[i] for i in idx], [correct[i] for i in idx]),
+            rel=1e-6), name
+    # Always right at confidence 0.9 (the helper's scores): ECE 10 %.
+    exact = LongTailMetric(ece_bins=10)
+    exact.process(None, samples([0, 1, 2], [0, 1, 2], 3))
+    assert exact.evaluate(3)['lt/ece'] == pytest.approx(10.0, rel=1e-6)
+
+
+def test_ece_needs_scores_and_valid_bins():
+    preds, gts = random_predictions(n=20, num_classes=4, seed=3)
+    metric = LongTailMetric()
+    metric.process(None, samples(preds, gts, 4, scores=False))
+    with pytest.warns(UserWarning, match='no scores'):
+        got = metric.evaluate(20)
+    assert 'lt/ece' not in got
+    metric = LongTailMetric(ece_bins=None)
+    metric.process(None, samples(preds, gts, 4))
+    assert 'lt/ece' not in metric.evaluate(20)
+    with pytest.raises(ValueError, match='ece_bins'):
+        LongTailMetric(ece_bins=0)
+
+
+def test_ece_confidence_on_a_bin_edge_joins_the_lower_bin():
+    rows = [[0.25] * 4, [0.5, 0.25, 0.25, 0.0], [0.75, 0.25, 0.0, 0.0],
+            [1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0],
+            [0.3, 0.25, 0.25, 0.2]]
+    gts = [1, 1, 1, 1, 1, 0]
+    metric = LongTailMetric(ece_bins=4)
+    metric.process(None, [
+        DataSample().set_gt_label(g).set_pred_score(torch.tensor(r))
+        .to_dict() for g, r in zip(gts, rows)
+    ])
+    conf = [max(r) for r in rows]
+    correct = [r.index(max(r)) == g for r, g in zip(rows, gts)]
+    assert metric.evaluate(6)['lt/ece'] == pytest.approx(
+        naive_ece(conf, correct, bins=4), rel=1e-6)

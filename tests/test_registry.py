@@ -15,7 +15,7 @@ SCOPES = {
 }
 KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'RUNNERS',
          'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'VISUALIZERS',
-         'LOOPS')
+         'LOOPS', 'DATA_SAMPLERS')
 
 # (scope the component is registered in, registry, name) -> build kwargs.
 # Kind-neutral components (scope 'mmengine') are built under both the mmseg
@@ -61,6 +61,27 @@ BUILD_CASES = {
     ('mmpretrain', 'METRICS', 'LongTailMetric'): dict(),
     ('mmengine', 'MODELS', 'LogitAdjustedLoss'): dict(class_freq=[3, 2, 1]),
     ('mmengine', 'MODELS', 'BalancedSoftmaxLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmengine', 'MODELS', 'LDAMLoss'): dict(class_freq=[3, 2, 1]),
+    ('mmengine', 'MODELS', 'SoftmaxFocalLoss'): dict(gamma=1.0),
+    ('mmengine', 'MODELS', 'ClassBalancedLoss'):
+    dict(loss=dict(type='SoftmaxFocalLoss'), class_counts=[3, 2, 1]),
+    ('mmpretrain', 'MODELS', 'CosineLinearClsHead'):
+    dict(num_classes=3, in_channels=8),
+    ('mmpretrain', 'MODELS', 'TauNormClsHead'):
+    dict(num_classes=3, in_channels=8, tau=0.5),
+    ('mmpretrain', 'MODELS', 'LWSClsHead'): dict(num_classes=3, in_channels=8),
+    ('mmpretrain', 'MODELS', 'PostHocAdjustedClsHead'):
+    dict(num_classes=3, in_channels=8, class_freq=[3, 2, 1]),
+    ('mmengine', 'HOOKS', 'DRWHook'): dict(start_epoch=1),
+    ('mmpretrain', 'TRANSFORMS', 'CIFAR10AutoAugment'): dict(),
+    # tests/test_long_tail_datasets.py builds them from annotation files.
+    ('mmpretrain', 'DATASETS', 'ImageListDataset'): None,
+    ('mmpretrain', 'DATASETS', 'INat2018Dataset'): None,
+    # tests/test_long_tail_training.py builds these from complete configs.
+    ('mmpretrain', 'MODELS', 'FrozenBackboneClassifier'): None,
+    ('mmpretrain', 'DATA_SAMPLERS', 'ClassBalancedSampler'): None,
+    ('mmpretrain', 'DATA_SAMPLERS', 'SquareRootSampler'): None,
+    ('mmpretrain', 'DATA_SAMPLERS', 'ProgressivelyBalancedSampler'): None,
 }
 
 

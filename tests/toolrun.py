@@ -9,19 +9,20 @@ TEST_DATA = ROOT / 'tests' / 'data'
 
 
 def run_tool(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    """Run ``python tools/<args>`` (or a shell script) from the repository
-    root with the current interpreter; capture the output."""
+    """Run ``python tools/<args>`` with the current interpreter, or a shell
+    script with ``bash`` from a shell without an activated environment
+    (:func:`script_env`), from the repository root; capture the output."""
     full_env = dict(os.environ)
-    # torchrun and friends from the same environment as this interpreter.
-    full_env['PATH'] = f'{Path(sys.executable).parent}:{full_env["PATH"]}'
+    script = str(args[0]).endswith('.sh')
+    if script:
+        full_env.pop('VIRTUAL_ENV', None)
+        full_env.update(script_env())
     full_env['PYTHONPATH'] = os.pathsep.join(
         filter(None, [str(ROOT), str(TEST_DATA),
                       full_env.get('PYTHONPATH')]))
     full_env.setdefault('OMP_NUM_THREADS', '1')
     full_env.update(env or {})
-    cmd = ['bash', *map(str, args)] if str(args[0]).endswith('.sh') else [
-        sys.executable, *map(str, args)
-    ]
+    cmd = ['bash' if script else sys.executable, *map(str, args)]
     return subprocess.run(
         cmd,
         cwd=ROOT,
@@ -29,6 +30,18 @@ def run_tool(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=timeout)
+
+
+def script_env() -> dict:
+    """The environment a user's shell gives the launch scripts when, as
+    README.md shows, no environment is activated: a system PATH. The scripts
+    then choose the project's .venv themselves; ``PYTHON`` is set only when
+    the tests run from another interpreter, which the subprocesses must use
+    too."""
+    env = {'PATH': os.defpath}
+    if Path(sys.prefix).resolve() != (ROOT / '.venv').resolve():
+        env['PYTHON'] = sys.executable
+    return env
 
 
 def check_ok(result: subprocess.CompletedProcess) -> None:

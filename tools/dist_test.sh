@@ -1,22 +1,7 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
-# Env: NNODES, NODE_RANK, PORT, MASTER_ADDR as for torchrun.
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-torchrun \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+# Env: NNODES, NODE_RANK, PORT, MASTER_ADDR as for torchrun; PYTHON (see
+# launch_common.sh). Without a GPU the processes test on the CPU over gloo.
+source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
+usage_unless 3 $# "bash $0 CONFIG CHECKPOINT GPUS [test.py options]"
+torch_launch "$3" test.py "$1" "$2" --launcher pytorch "${@:4}"

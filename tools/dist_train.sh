@@ -1,20 +1,7 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_train.sh CONFIG GPUS [train.py options]
-# Env: NNODES, NODE_RANK, PORT, MASTER_ADDR as for torchrun.
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-torchrun \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+# Env: NNODES, NODE_RANK, PORT, MASTER_ADDR as for torchrun; PYTHON (see
+# launch_common.sh). Without a GPU the processes train on the CPU over gloo.
+source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
+usage_unless 2 $# "bash $0 CONFIG GPUS [train.py options]"
+torch_launch "$2" train.py "$1" --launcher pytorch "${@:3}"

@@ -4,9 +4,5 @@ _base_ = [
     '../_base_/models/cifar_resnet32.py',
     '../_base_/datasets/cifar10_lt_if100.py',
     '../_base_/schedules/cifar_lt_200e.py',
-    '../_base_/default_runtime_cls.py',
+    '../_base_/default_runtime_cifar_lt.py',
 ]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1))
-randomness = dict(seed=0)

@@ -221,6 +221,7 @@ def check_config(cfg: Config, mode: str = 'train') -> str:
     _check_class_stat_files(model)
     if mode == 'train':
         _check_pretrained(model)
+        _check_load_from(cfg.get('load_from'))
     return scope
 
 
@@ -229,6 +230,7 @@ CLASS_STAT_KEYS = {
     'class_freq': 'tools/analysis_tools/class_stats.py CONFIG --out PATH',
     'class_dice': 'tools/analysis_tools/class_difficulty.py CONFIG '
     'CHECKPOINT --out PATH',
+    'class_counts': 'tools/analysis_tools/class_stats.py CONFIG --out PATH',
 }
 
 
@@ -245,6 +247,16 @@ def _check_class_stat_files(node, field: str = 'model') -> None:
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
             _check_class_stat_files(value, f'{field}[{i}]')
+
+
+def _check_load_from(path) -> None:
+    # A second training stage (LWS, a fine-tuning) starts from load_from;
+    # mmengine would fail on it only after building everything.
+    if isinstance(path, str) and '://' not in path and not osp.isfile(path):
+        raise ConfigError(
+            f'load_from={path!r} does not exist; train the model it names '
+            'first (a second-stage config says which) or pass --cfg-options '
+            'load_from=PATH')
 
 
 def _check_pretrained(model: dict) -> None:

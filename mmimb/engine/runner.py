@@ -1,6 +1,7 @@
 """The runner mmimb configs use: mmengine's, plus ``class_freq='auto'``
-(and ``train_class_counts='auto'`` in evaluators) and a timestamp of its
-own per runner."""
+(``class_counts='auto'`` in the model, ``train_class_counts='auto'`` in
+evaluators), a timestamp of its own per runner, and the deferred label
+checks of the losses flushed after training."""
 import copy
 from typing import Dict
 
@@ -15,7 +16,8 @@ from mmimb.utils import resolve_auto_class_freq
 
 def resolve_config(cfg: Config) -> Config:
     """Return a copy of ``cfg`` with every ``class_freq='auto'`` in the
-    model replaced by the training set's class frequencies, and every
+    model replaced by the training set's class frequencies, every
+    ``class_counts='auto'`` in the model (class-balanced weights) and every
     ``train_class_counts='auto'`` in the evaluators by its class counts.
 
     The statistics come from :func:`mmimb.datasets.class_frequencies`
@@ -38,6 +40,8 @@ def resolve_config(cfg: Config) -> Config:
         return stats[0]
 
     resolve_auto_class_freq(cfg.model, lambda: train_stats().frequencies)
+    resolve_auto_class_freq(cfg.model, lambda: train_stats().counts,
+                            key='class_counts')
     for key in ('val_evaluator', 'test_evaluator'):
         if cfg.get(key):
             resolve_auto_class_freq(cfg[key], lambda: train_stats().counts,
@@ -49,6 +53,9 @@ def resolve_config(cfg: Config) -> Config:
 class MMImbRunner(Runner):
     """:class:`mmengine.runner.Runner` that resolves ``class_freq='auto'``
     in the model config from the training dataset before building the model.
+
+    After training it raises for any bad label that the losses' deferred
+    check on CUDA found (:func:`mmimb.models.losses.guard_labels`).
 
     It also keeps runners built in one process apart. mmengine names a
     run's logger, message hub and visualizer after its timestamp, to the
@@ -64,6 +71,14 @@ class MMImbRunner(Runner):
     @classmethod
     def from_cfg(cls, cfg: Config) -> 'MMImbRunner':
         return super().from_cfg(resolve_config(cfg))
+
+    def train(self):
+        """Train, then raise for any label the losses' deferred (CUDA)
+        check found, including in the last batches."""
+        from mmimb.models.losses import flush_label_checks
+        model = super().train()
+        flush_label_checks()
+        return model
 
     def setup_env(self, env_cfg: Dict) -> None:
         super().setup_env(env_cfg)

@@ -2,13 +2,16 @@
 
 Top-1 accuracy on a balanced test set already weighs classes equally; on an
 imbalanced one it hides the tail. This metric adds balanced accuracy,
-macro-F1, per-class recall and F1, and the accuracy over the classes that
+macro-F1, per-class recall and F1, the accuracy over the classes that
 had many, a medium number or few training samples (the split of Liu et
 al., "Large-Scale Long-Tailed Recognition in an Open World", CVPR 2019:
-more than 100, 20 to 100, fewer than 20).
+more than 100, 20 to 100, fewer than 20), and the expected calibration
+error (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017),
+overall and per shot group.
 """
 import math
 import numbers
+import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -17,43 +20,11 @@ from mmengine.evaluator import BaseMetric
 from mmpretrain.evaluation.metrics import ConfusionMatrix
 from mmpretrain.registry import METRICS
 
-from mmimb.utils import AUTO, read_class_stats_json
+from mmimb.utils import load_class_counts
 
 DEFAULT_THRESHOLDS = (100, 20)
 GROUPS = ('many', 'medium', 'few')
-
-
-def load_class_counts(counts: Union[str, Sequence[int], np.ndarray],
-                      name: str = 'train_class_counts') -> np.ndarray:
-    """Training samples per class from a list or a class-statistics JSON.
-
-    Raises:
-        ValueError: For an unresolved ``'auto'``, a JSON without ``counts``,
-            or entries that are not non-negative integers.
-    """
-    source = ''
-    if isinstance(counts, str):
-        if counts == AUTO:
-            raise ValueError(
-                f"{name}='auto' is replaced by the training set's class "
-                "counts by mmimb's runner (tools/train.py, or runner_type="
-                "'MMImbRunner'); when building the metric yourself pass the "
-                'counts or a class-statistics JSON path')
-        source = f' (from {counts!r})'
-        data = read_class_stats_json(counts)
-        if 'counts' not in data:
-            raise ValueError(f'{counts!r} holds no per-class "counts" (only '
-                             'frequencies); shot groups need sample counts')
-        counts = data['counts']
-    array = np.asarray(counts, dtype=np.float64)
-    if array.ndim != 1 or array.size == 0:
-        raise ValueError(f'{name}{source} must be a non-empty 1-D sequence, '
-                         f'got shape {array.shape}')
-    if not np.isfinite(array).all() or (array < 0).any() or \
-            (array != np.round(array)).any():
-        raise ValueError(f'{name}{source} must hold non-negative integer '
-                         f'counts, got {array.tolist()[:10]}')
-    return array.astype(np.int64)
+DEFAULT_ECE_BINS = 15
 
 
 def shot_groups(train_counts: Sequence[int],
@@ -125,6 +96,53 @@ def long_tail_metrics(confusion: Union[torch.Tensor, np.ndarray],
     return metrics
 
 
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
+                               bins: int = DEFAULT_ECE_BINS) -> float:
+    """ECE in percent: ``sum_m |B_m| / n * |acc(B_m) - conf(B_m)|`` over
+    ``bins`` equal-width bins ``B_m = ((m - 1) / M, m / M]`` of the
+    confidence (Guo et al. 2017, Eq. 3); NaN without samples.
+
+    Args:
+        confidence: (n,) probability of the predicted class, in [0, 1].
+        correct: (n,) whether the prediction was right.
+        bins: ``M``.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if confidence.size == 0:
+        return math.nan
+    edges = np.linspace(0, 1, bins + 1)
+    # Index of the bin whose right edge is the first >= the confidence;
+    # a confidence of exactly 0 joins the first bin.
+    which = np.clip(np.searchsorted(edges, confidence, side='left') - 1, 0,
+                    bins - 1)
+    gap = 0.0
+    for m in np.unique(which):
+        members = which == m
+        gap += abs(correct[members].mean() -
+                   confidence[members].mean()) * members.sum()
+    return float(gap / confidence.size) * 100
+
+
+def calibration_metrics(confidence: Sequence[float], pred: Sequence[int],
+                        gt: Sequence[int],
+                        train_counts: Optional[Sequence[int]] = None,
+                        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                        bins: int = DEFAULT_ECE_BINS) -> Dict[str, float]:
+    """``ece`` over all test samples and, with ``train_counts``,
+    ``{many,medium,few}_shot_ece`` over the test samples whose true class
+    is in the group (NaN for an empty group), in percent."""
+    confidence, pred, gt = map(np.asarray, (confidence, pred, gt))
+    correct = pred == gt
+    metrics = dict(ece=expected_calibration_error(confidence, correct, bins))
+    if train_counts is not None:
+        for group, members in shot_groups(train_counts, thresholds).items():
+            in_group = np.isin(gt, members)
+            metrics[f'{group}_shot_ece'] = expected_calibration_error(
+                confidence[in_group], correct[in_group], bins)
+    return metrics
+
+
 @METRICS.register_module()
 class LongTailMetric(BaseMetric):
     """Top-1, balanced accuracy, macro-F1, per-class recall and F1, and
@@ -143,6 +161,11 @@ class LongTailMetric(BaseMetric):
             ``few``. Defaults to ``(100, 20)``.
         classwise (bool): Also return ``recall_classwise`` and
             ``f1_classwise`` lists. Defaults to True.
+        ece_bins (int, optional): Bins of the expected calibration error
+            (``ece`` and ``{many,medium,few}_shot_ece``, see
+            :func:`calibration_metrics`); ``None`` skips it. It needs the
+            predicted scores: for results with labels only it is left out
+            with a warning. Defaults to 15 (Guo et al.).
         collect_device (str): ``'cpu'`` or ``'gpu'``.
         prefix (str, optional): Defaults to ``'lt'``.
     """
@@ -153,6 +176,7 @@ class LongTailMetric(BaseMetric):
                  None,
                  thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                  classwise: bool = True,
+                 ece_bins: Optional[int] = DEFAULT_ECE_BINS,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -167,12 +191,21 @@ class LongTailMetric(BaseMetric):
                 'few) with many >= few, e.g. (100, 20)')
         self.thresholds = thresholds
         self.classwise = classwise
+        if ece_bins is not None and (isinstance(ece_bins, bool) or
+                                     not isinstance(ece_bins, numbers.Integral)
+                                     or ece_bins < 1):
+            raise ValueError(f'LongTailMetric: ece_bins={ece_bins!r}, '
+                             'expected a positive integer or None')
+        self.ece_bins = ece_bins
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
+            confidence = None
             if 'pred_score' in sample:
-                pred = sample['pred_score'].argmax()
-                num_classes = sample['pred_score'].numel()
+                score = sample['pred_score']
+                pred = score.argmax()
+                confidence = float(score[pred])
+                num_classes = score.numel()
             else:
                 pred = sample['pred_label']
                 num_classes = sample.get('num_classes')
@@ -180,6 +213,7 @@ class LongTailMetric(BaseMetric):
                 dict(
                     pred=int(pred),
                     gt=int(sample['gt_label']),
+                    confidence=confidence,
                     num_classes=num_classes))
 
     def _num_classes(self, results: list) -> int:
@@ -208,4 +242,17 @@ class LongTailMetric(BaseMetric):
         if not self.classwise:
             metrics.pop('recall_classwise')
             metrics.pop('f1_classwise')
+        if self.ece_bins is not None:
+            confidence = [r['confidence'] for r in results]
+            if any(c is None for c in confidence):
+                warnings.warn('LongTailMetric: the predictions carry no '
+                              'scores (pred_label only), so the calibration '
+                              'error (ece) is not computed')
+            else:
+                metrics.update(
+                    calibration_metrics(confidence,
+                                        [r['pred'] for r in results],
+                                        [r['gt'] for r in results],
+                                        self.train_class_counts,
+                                        self.thresholds, self.ece_bins))
         return metrics

@@ -43,6 +43,39 @@ def read_class_stats_json(path: str) -> dict:
     return data
 
 
+def load_class_counts(counts: Union[str, Sequence[int], np.ndarray],
+                      name: str = 'train_class_counts') -> np.ndarray:
+    """Training samples per class from a list or a class-statistics JSON.
+
+    Raises:
+        ValueError: For an unresolved ``'auto'``, a JSON without ``counts``,
+            or entries that are not non-negative integers.
+    """
+    source = ''
+    if isinstance(counts, str):
+        if counts == AUTO:
+            raise ValueError(
+                f"{name}='auto' is replaced by the training set's class "
+                "counts by mmimb's runner (tools/train.py, or runner_type="
+                "'MMImbRunner'); when building the metric yourself pass the "
+                'counts or a class-statistics JSON path')
+        source = f' (from {counts!r})'
+        data = read_class_stats_json(counts)
+        if 'counts' not in data:
+            raise ValueError(f'{counts!r} holds no per-class "counts" (only '
+                             'frequencies); shot groups need sample counts')
+        counts = data['counts']
+    array = np.asarray(counts, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f'{name}{source} must be a non-empty 1-D sequence, '
+                         f'got shape {array.shape}')
+    if not np.isfinite(array).all() or (array < 0).any() or \
+            (array != np.round(array)).any():
+        raise ValueError(f'{name}{source} must hold non-negative integer '
+                         f'counts, got {array.tolist()[:10]}')
+    return array.astype(np.int64)
+
+
 def per_class_vector(values: ClassFreq,
                      name: str,
                      num_classes: Optional[int] = None) -> torch.Tensor:

@@ -3,7 +3,7 @@ CIFAR-10-LT (JPEG folders), several seeds each, on the CPU.
 
     python tools/evidence/ccar_cifar10_lt.py [--data-root data/cifar10]
         [--work-dir /tmp/mmimb_evidence/ccar_cifar10_lt]
-        [--methods ce la bs ccar ccar-la ccar-bs] [--seeds 0 1 2]
+        [--methods ce la bs ccar ccar-la ccar-bs ccar-fmax] [--seeds 0 1 2]
         [--imbalance-factor 100] [--iters N] [--fp32] [--threads N]
         [--jobs N] [--out results.md]
 
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from sweep import Run, add_sweep_args, apply_schedule  # noqa: E402
 from sweep import run_all, sweep_env  # noqa: E402
-METHODS = ('ce', 'la', 'bs', 'ccar', 'ccar-la', 'ccar-bs')
+METHODS = ('ce', 'la', 'bs', 'ccar', 'ccar-la', 'ccar-bs', 'ccar-fmax')
 LABELS = {
     'ce': 'CE',
     'la': 'LA (tau=1)',
@@ -54,6 +54,7 @@ LABELS = {
     'ccar': 'CCAR',
     'ccar-la': 'CCAR + LA',
     'ccar-bs': 'CCAR + BS',
+    'ccar-fmax': 'CCAR (f / f_max)',
 }
 # Top-1 of ResNet-32 on CIFAR-10-LT IF100 (balanced test set), as listed in
 # ../shared/METHODS.md section 2 (standard 200-epoch schedule, binary data).

@@ -1,7 +1,9 @@
-# The standard long-tailed CIFAR schedule (LDAM-DRW, Cao et al. 2019; also
-# logit adjustment, Menon et al. 2021): SGD, lr 0.1, momentum 0.9, weight
-# decay 2e-4, batch 128 (set by the dataset base), 200 epochs, linear
-# warm-up over the first 5 epochs, lr x0.01 at epochs 160 and 180.
+# The standard long-tailed CIFAR schedule, LDAM-DRW's (Cao et al. 2019,
+# cifar_train.py): SGD, lr 0.1, momentum 0.9, weight decay 2e-4, batch 128
+# (set by the dataset base), 200 epochs, linear warm-up over the first 5
+# epochs, lr x0.01 at epochs 160 and 180. Logit adjustment (Menon et al.
+# 2021) published its results with another protocol (1241 epochs, another
+# network; docs/long_tail.md).
 # LDAM-DRW warms up per epoch (0.02, 0.04, ..., 0.1); here the same ramp
 # runs per iteration.
 optim_wrapper = dict(

@@ -26,7 +26,7 @@ from mmimb.utils import load_class_freq
 from mmimb.utils.class_freq import ClassFreq
 from .class_prior_loss import (ClassPriorLoss, compute_dtype,
                                soft_cross_entropy, split_target)
-from .labels import check_labels
+from .labels import guard_labels
 from .logit_adjusted_loss import adjust_logits, prior_cross_entropy
 
 LOGIT_ADJUSTMENTS = (None, 'la', 'balanced_softmax')
@@ -89,6 +89,29 @@ def log_bases(freq: Tensor,
     if not dual_phase:
         return below[None]
     return torch.stack([below, torch.log(b - 1 + freq)])
+
+
+FREQ_NORMS = ('sum', 'max')
+
+
+def weight_frequencies(freq: Tensor, freq_norm: str = 'sum') -> Tensor:
+    """The frequencies ``f`` CCAR's weight reads, from frequencies that
+    sum to 1.
+
+    Args:
+        freq: (C,) class frequencies summing to 1.
+        freq_norm: ``'sum'``: ``f_c = n_c / N`` as the paper; ``'max'``:
+            ``f_c = n_c / n_max`` (our option), which spreads the class
+            term over ``[b - 1, b - n_min / n_max]`` instead of squeezing
+            it near ``b`` (see docs/ccar.md).
+
+    Returns:
+        Tensor: (C,), in (0, 1].
+    """
+    if freq_norm not in FREQ_NORMS:
+        raise ValueError(f'freq_norm={freq_norm!r}, expected one of '
+                         f'{FREQ_NORMS}')
+    return freq if freq_norm == 'sum' else freq / freq.max()
 
 
 def omega_from_log_bases(prob: Tensor,
@@ -159,6 +182,38 @@ def ccar_weight(prob_true: Tensor,
             'counts by their total')
     return omega_from_log_bases(prob, log_bases(freq, base, dual_phase),
                                 check_pivot(pivot))
+
+
+def class_weight_ratio(class_freq: ClassFreq,
+                       pivot: float = 0.75,
+                       base: Union[str, float] = 'e',
+                       dual_phase: bool = True,
+                       freq_norm: str = 'sum',
+                       steps: int = 1001) -> float:
+    """How much CCAR's class term separates the rarest class from the most
+    frequent one: the largest ratio ``Omega(p, f_rare) / Omega(p, f_common)``
+    over confidences ``p`` on a grid of ``steps`` points in [0, 1].
+
+    Below the pivot the ratio is ``((b - f_rare) / (b - f_common)) **
+    (pivot - p)``, largest at ``p = 0``; with frequencies summing to 1 both
+    bases stay close to ``b`` and the ratio close to 1.
+
+    Args:
+        class_freq: (C,) class counts or frequencies.
+        pivot, base, dual_phase: See :func:`ccar_weight`.
+        freq_norm: See :func:`weight_frequencies`.
+        steps: Grid points of ``p``.
+
+    Returns:
+        float: The largest ratio, at least 1.
+    """
+    freq = weight_frequencies(
+        load_class_freq(class_freq, name='class_weight_ratio.class_freq'),
+        freq_norm)
+    prob = torch.linspace(0, 1, steps, dtype=torch.float64)
+    rare = ccar_weight(prob, freq.min(), pivot, base, dual_phase)
+    common = ccar_weight(prob, freq.max(), pivot, base, dual_phase)
+    return float((rare / common).max())
 
 
 def adjustment_tau(logit_adjust: Optional[str], tau: float) -> float:
@@ -245,7 +300,8 @@ def ccar_loss(logits: Tensor,
               tau: float = 1.0,
               confidence: str = 'adjusted',
               ignore_index: Optional[int] = None,
-              fused: bool = True) -> Tensor:
+              fused: bool = True,
+              freq_norm: str = 'sum') -> Tensor:
     """Element-wise CCAR loss ``Omega(p_t, f_t) * CE``.
 
     Args:
@@ -272,6 +328,8 @@ def ccar_loss(logits: Tensor,
             must lie in ``[0, C)``.
         fused: See :class:`CCARLoss`; ``False`` for exact second-order
             derivatives.
+        freq_norm: ``'sum'`` (paper) or ``'max'``, see
+            :func:`weight_frequencies`.
 
     Returns:
         Tensor: (N,) or (N, *spatial).
@@ -286,10 +344,12 @@ def ccar_loss(logits: Tensor,
     if soft:
         ignore_index = None
     else:
-        check_labels(target, logits.shape[1], ignore_index, 'ccar_loss')
+        target, ignore_index = guard_labels(target, logits.shape[1],
+                                            ignore_index, 'ccar_loss')
     return _ccar_elementwise(
         compute_dtype(logits), target, soft, freq.log(),
-        log_bases(freq, base, dual_phase), check_pivot(pivot),
+        log_bases(weight_frequencies(freq, freq_norm), base, dual_phase),
+        check_pivot(pivot),
         detach_weight, adjustment_tau(logit_adjust, tau), confidence,
         ignore_index, bool(fused))
 
@@ -347,6 +407,11 @@ class CCARLoss(ClassPriorLoss):
             keep Omega in the graph for those. Defaults to True. Soft
             labels and ``confidence='raw'`` with a logit adjustment always
             use the full graph.
+        freq_norm (str): The frequency ``f`` of the weight: ``'sum'``,
+            ``n_c / N`` as the paper (frequencies summing to 1, which keep
+            the class term close to inert, see docs/ccar.md), or ``'max'``,
+            ``n_c / n_max`` (our option). The logit adjustment always uses
+            ``n_c / N``. Defaults to ``'sum'``.
     """
 
     def __init__(self,
@@ -362,12 +427,15 @@ class CCARLoss(ClassPriorLoss):
                  reduction: str = 'mean',
                  ignore_index: Optional[int] = None,
                  loss_name: str = 'loss_ccar',
-                 fused: bool = True):
+                 fused: bool = True,
+                 freq_norm: str = 'sum'):
         super().__init__(class_freq, loss_weight, reduction, ignore_index,
                          loss_name)
         self.register_buffer(
             'log_base',
-            log_bases(self.class_freq, base, dual_phase),
+            log_bases(
+                weight_frequencies(self.class_freq, freq_norm), base,
+                dual_phase),
             persistent=False)
         if confidence not in CONFIDENCES:
             raise ValueError(f'CCARLoss: confidence={confidence!r}, expected '
@@ -380,6 +448,7 @@ class CCARLoss(ClassPriorLoss):
         self.tau = adjustment_tau(logit_adjust, tau)
         self.confidence = confidence
         self.fused = bool(fused)
+        self.freq_norm = freq_norm
 
     def elementwise(self, logits: Tensor, target: Tensor, soft: bool,
                     ignore_index: Optional[int]) -> Tensor:
@@ -392,5 +461,6 @@ class CCARLoss(ClassPriorLoss):
         return (f'pivot={self.pivot}, base={self.base!r}, dual_phase='
                 f'{self.dual_phase}, detach_weight={self.detach_weight}, '
                 f'logit_adjust={self.logit_adjust!r}, tau={self.tau}, '
-                f'confidence={self.confidence!r}, fused={self.fused}, ' +
+                f'confidence={self.confidence!r}, fused={self.fused}, '
+                f'freq_norm={self.freq_norm!r}, ' +
                 super().extra_repr())

@@ -1,11 +1,13 @@
-"""What the losses built on a class prior share.
+"""What mmimb's classification-style losses share.
 
-Logit adjustment, Balanced Softmax and CCAR all hold the training set's
-class frequencies, accept the same targets (hard labels with an optional
+Logit adjustment, Balanced Softmax, CCAR, LDAM and the softmax focal loss
+accept the same targets (hard labels with an optional
 ignore index, or soft labels from Mixup/CutMix) and are called the same way
 by mmpretrain's ``ClsHead`` (``loss(cls_score, target, avg_factor=N)``) and
 by mmseg's ``BaseDecodeHead`` (``loss(seg_logits, seg_label, weight=...,
-ignore_index=...)``). This module holds that common part once.
+ignore_index=...)``). This module holds that common part once
+(:class:`ElementwiseLoss`), and the class frequencies of the losses built on
+a class prior (:class:`ClassPriorLoss`).
 """
 from typing import Optional, Tuple
 
@@ -15,7 +17,7 @@ from mmpretrain.models.losses.utils import weight_reduce_loss
 from torch import Tensor
 
 from mmimb.utils import load_class_freq
-from .labels import check_labels
+from .labels import guard_labels
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -129,18 +131,12 @@ def reduce_masked(loss: Tensor, valid: Optional[Tensor],
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-class ClassPriorLoss(nn.Module):
-    """Base of the losses that hold the training set's class frequencies.
-
-    Subclasses implement :meth:`elementwise`; this class checks the inputs,
-    drops ignored elements and reduces.
+class ElementwiseLoss(nn.Module):
+    """Base of mmimb's classification-style losses: subclasses implement
+    :meth:`elementwise`; this class checks the inputs, drops ignored
+    elements and reduces.
 
     Args:
-        class_freq (list | str | Tensor): Frequency or count of every class
-            in the training set, or the path of a class-statistics JSON file
-            (see :func:`mmimb.utils.load_class_freq`). ``'auto'`` is replaced
-            by the training set's frequencies when mmimb's runner builds the
-            model.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Defaults to
             ``'mean'``.
@@ -152,7 +148,6 @@ class ClassPriorLoss(nn.Module):
     """
 
     def __init__(self,
-                 class_freq,
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
                  ignore_index: Optional[int] = None,
@@ -166,12 +161,6 @@ class ClassPriorLoss(nn.Module):
             raise ValueError(
                 f"{name}: loss_name={loss_name!r} must start with 'loss_' so "
                 'that mmengine counts it into the total loss')
-        freq = load_class_freq(class_freq, name=f'{name}.class_freq')
-        # Not persistent: the frequencies are configuration, and keeping
-        # them out of state dicts lets a checkpoint load into a model whose
-        # 'auto' frequencies came from another data split.
-        self.register_buffer('class_freq', freq, persistent=False)
-        self.register_buffer('log_prior', freq.log(), persistent=False)
         self.loss_weight = loss_weight
         self.reduction = reduction
         self.ignore_index = ignore_index
@@ -182,9 +171,8 @@ class ClassPriorLoss(nn.Module):
         """Key of this loss in mmseg's losses dict."""
         return self._loss_name
 
-    @property
-    def num_classes(self) -> int:
-        return self.class_freq.numel()
+    def check_logits(self, cls_score: Tensor) -> None:
+        """Refuse logits the loss cannot score (e.g. a wrong class count)."""
 
     def elementwise(self, logits: Tensor, target: Tensor, soft: bool,
                     ignore_index: Optional[int]) -> Tensor:
@@ -229,18 +217,15 @@ class ClassPriorLoss(nn.Module):
             raise ValueError(f'{name}: reduction_override={reduction!r}, '
                              f'expected one of {REDUCTIONS}')
         target, soft = split_target(cls_score, label, name)
-        num_classes = self.num_classes
-        if cls_score.shape[1] != num_classes:
-            raise ValueError(
-                f'{name}: the logits have {cls_score.shape[1]} classes but '
-                f'class_freq has {num_classes} entries')
+        self.check_logits(cls_score)
         logits = compute_dtype(cls_score)
         if ignore_index is None:
             ignore_index = self.ignore_index
         if soft:
             ignore_index = None
         else:
-            check_labels(target, num_classes, ignore_index, name)
+            target, ignore_index = guard_labels(target, logits.shape[1],
+                                                ignore_index, name)
         loss = self.elementwise(logits, target, soft, ignore_index)
         valid = None
         if reduction == 'mean' and avg_factor is None:
@@ -249,7 +234,49 @@ class ClassPriorLoss(nn.Module):
         return loss if self.loss_weight == 1 else self.loss_weight * loss
 
     def extra_repr(self) -> str:
-        return (f'num_classes={self.num_classes}, reduction='
-                f'{self.reduction!r}, loss_weight={self.loss_weight}, '
-                f'ignore_index={self.ignore_index}, '
+        return (f'reduction={self.reduction!r}, loss_weight='
+                f'{self.loss_weight}, ignore_index={self.ignore_index}, '
                 f'loss_name={self.loss_name!r}')
+
+
+class ClassPriorLoss(ElementwiseLoss):
+    """Base of the losses that hold the training set's class frequencies.
+
+    Args:
+        class_freq (list | str | Tensor): Frequency or count of every class
+            in the training set, or the path of a class-statistics JSON file
+            (see :func:`mmimb.utils.load_class_freq`). ``'auto'`` is replaced
+            by the training set's frequencies when mmimb's runner builds the
+            model.
+        loss_weight, reduction, ignore_index, loss_name: See
+            :class:`ElementwiseLoss`.
+    """
+
+    def __init__(self,
+                 class_freq,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 ignore_index: Optional[int] = None,
+                 loss_name: str = 'loss_prior'):
+        super().__init__(loss_weight, reduction, ignore_index, loss_name)
+        freq = load_class_freq(class_freq,
+                               name=f'{type(self).__name__}.class_freq')
+        # Not persistent: the frequencies are configuration, and keeping
+        # them out of state dicts lets a checkpoint load into a model whose
+        # 'auto' frequencies came from another data split.
+        self.register_buffer('class_freq', freq, persistent=False)
+        self.register_buffer('log_prior', freq.log(), persistent=False)
+
+    @property
+    def num_classes(self) -> int:
+        return self.class_freq.numel()
+
+    def check_logits(self, cls_score: Tensor) -> None:
+        if cls_score.shape[1] != self.num_classes:
+            raise ValueError(
+                f'{type(self).__name__}: the logits have '
+                f'{cls_score.shape[1]} classes but class_freq has '
+                f'{self.num_classes} entries')
+
+    def extra_repr(self) -> str:
+        return f'num_classes={self.num_classes}, ' + super().extra_repr()

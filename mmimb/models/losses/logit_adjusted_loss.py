@@ -15,11 +15,7 @@ from torch import Tensor
 
 from .class_prior_loss import (ClassPriorLoss, class_dim_view, compute_dtype,
                                soft_cross_entropy, split_target)
-from .labels import check_labels
-
-# The ignore index F.cross_entropy uses when none is given: no label is
-# negative, so nothing is ignored.
-NO_IGNORE = -100
+from .labels import NO_IGNORE, guard_labels
 
 
 def adjust_logits(logits: Tensor, log_prior: Tensor,
@@ -81,8 +77,8 @@ def logit_adjusted_loss(logits: Tensor,
     """
     target, soft = split_target(logits, target, 'logit_adjusted_loss')
     if not soft:
-        check_labels(target, logits.shape[1], ignore_index,
-                     'logit_adjusted_loss')
+        target, ignore_index = guard_labels(
+            target, logits.shape[1], ignore_index, 'logit_adjusted_loss')
     return prior_cross_entropy(
         adjust_logits(compute_dtype(logits), log_prior, tau), target, soft,
         ignore_index)

@@ -2,6 +2,8 @@
 
 mmseg's ``FocalLoss`` fails on the CPU for multi-class input (mmseg issue
 3249); this one is plain PyTorch and averages over non-ignored pixels only.
+The classification version, :class:`~mmimb.models.losses.SoftmaxFocalLoss`,
+computes the same focal term (:func:`focal_term`).
 """
 from typing import Optional, Sequence, Union
 
@@ -12,6 +14,28 @@ from torch import Tensor
 
 from .labels import valid_labels
 from .seg_loss_base import SegLossBase
+
+
+def focal_term(log_prob: Tensor, gamma: float) -> Tensor:
+    """``-(1 - p) ** gamma * log p`` from ``log p``, element-wise.
+
+    ``1 - p`` is computed as ``-expm1(log p)`` (accurate when ``p`` is
+    close to 1) and kept at least the dtype's smallest normal number: at a
+    saturated ``p = 1`` the derivative of ``(1 - p) ** gamma`` is infinite
+    for ``gamma < 1`` and the chain rule would multiply it by the zero
+    derivative of ``p``, giving NaN; the floor leaves the value unchanged
+    (the loss is 0 there either way) and the gradient finite (the true
+    gradient there is 0).
+
+    Args:
+        log_prob: Log-probabilities, any shape.
+        gamma: Focusing parameter, >= 0; 0 gives ``-log p``.
+    """
+    if gamma == 0:
+        return -log_prob
+    one_minus_p = torch.expm1(log_prob).neg().clamp(
+        min=torch.finfo(log_prob.dtype).tiny)
+    return -one_minus_p.pow(gamma) * log_prob
 
 
 def softmax_focal_loss(logits: Tensor,
@@ -41,7 +65,7 @@ def softmax_focal_loss(logits: Tensor,
     target = target.where(valid, torch.zeros_like(target)).long()
     logp_t = F.log_softmax(logits.float(), dim=1).gather(
         1, target.unsqueeze(1)).squeeze(1)
-    loss = -(1 - logp_t.exp()).pow(gamma) * logp_t
+    loss = focal_term(logp_t, gamma)
     if class_weight is not None:
         loss = loss * class_weight.to(loss)[target]
     if weight is not None:

@@ -1,0 +1,9 @@
+# Logit-adjusted cross-entropy (Menon et al. 2021, tau = 1) on ImageNet-LT.
+_base_ = ['./ce_resnet50_4xb128-90e_imagenet-lt-224.py']
+model = dict(
+    head=dict(
+        loss=dict(
+            _delete_=True,
+            type='LogitAdjustedLoss',
+            class_freq='auto',
+            tau=1.0)))

@@ -1,0 +1,3 @@
+from .frozen_backbone_classifier import FrozenBackboneClassifier
+
+__all__ = ['FrozenBackboneClassifier']
