@@ -19,10 +19,12 @@ inputs. Timed side by side in one run (best of ``--repeats``):
 Peak memory: the resident-set peak of each row above the memory held
 before it, measured in a child process whose C allocator returns every
 large block to the system on free (``MALLOC_MMAP_THRESHOLD_``), so that
-freed memory does not hide later allocations (Linux ``/proc`` only).
+freed memory does not hide later allocations (Linux ``/proc`` only); with
+``--device cuda`` the peak allocated on the GPU, and times are taken after
+synchronising.
 
     python benchmarks/gradient_conflict.py [--threads 2] [--repeats 3]
-        [--batched] [--skip-loop] [--loop-memory]
+        [--batched] [--skip-loop] [--loop-memory] [--device cpu|cuda]
 """
 import argparse
 import json
@@ -104,6 +106,26 @@ def peaks_in_child(argv) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def synced(rows):
+    """Each row's function followed by a CUDA synchronisation."""
+    def wrap(fn):
+        def run():
+            fn()
+            torch.cuda.synchronize()
+        return run
+    return [(name, wrap(fn)) for name, fn in rows]
+
+
+def cuda_peak_memory(fn) -> float:
+    """Peak GPU memory allocated during one call above the level before it
+    (MB)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
 def build(num_classes: int):
     cfg = Config.fromfile(MODEL_CONFIG)
     cfg.model.head.num_classes = num_classes
@@ -130,16 +152,18 @@ def main():
     parser.add_argument('--loop-memory', action='store_true',
                         help='also measure the peak memory of the slow rows '
                         '(runs them a second time)')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--memory-child', action='store_true',
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    cuda = args.device == 'cuda'
     if args.batch_size < args.classes:
         parser.error('--batch-size must be at least --classes so that the '
                      'batch holds every class')
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     num_classes, n = args.classes, args.batch_size
-    model = build(num_classes)
+    model = build(num_classes).to(args.device)
     labels = torch.cat([torch.arange(num_classes),
                         torch.randint(0, num_classes, (n - num_classes, ))])
     batch = dict(
@@ -171,7 +195,8 @@ def main():
         onehot = F.one_hot(y, num_classes).float()
         per_class = (onehot / onehot.sum(0)).T @ losses
         params = [p for p in model.parameters() if p.requires_grad]
-        torch.autograd.grad(per_class, params, torch.eye(num_classes),
+        torch.autograd.grad(per_class, params,
+                            torch.eye(num_classes, device=x.device),
                             is_grads_batched=True)
         model.train()
 
@@ -192,11 +217,17 @@ def main():
         slow.append(('loop (autograd.grad per class)', loop))
     if args.batched:
         slow.append(('batched autograd (is_grads_batched)', batched))
+    if cuda:
+        rows, slow = synced(rows), synced(slow)
     if args.memory_child:
         measured = rows + slow if args.loop_memory else rows
         print(json.dumps({name: peak_memory(fn) for name, fn in measured}))
         return
-    peaks = peaks_in_child(sys.argv[1:])
+    if cuda:
+        measured = rows + slow if args.loop_memory else rows
+        peaks = {name: cuda_peak_memory(fn) for name, fn in measured}
+    else:
+        peaks = peaks_in_child(sys.argv[1:])
     seconds = best_times(rows, args.repeats)
     seconds.update((name, once(fn)) for name, fn in slow)
     results = {name: (seconds[name], peaks.get(name, float('nan')))
@@ -205,8 +236,8 @@ def main():
     step = results['training step (train_step)'][0]
     params = sum(p.numel() for p in model.parameters())
     print(f'ResNet-32 ({params / 1e6:.2f}M parameters), {num_classes} '
-          f'classes, batch {n} with every class, {args.threads} threads, '
-          f'torch {torch.__version__}')
+          f'classes, batch {n} with every class, {args.device}, '
+          f'{args.threads} threads, torch {torch.__version__}')
     print(f'{"":34s} {"seconds":>8s} {"/ step":>7s} {"peak MB":>8s}')
     for name, (seconds, peak) in results.items():
         print(f'{name:34s} {seconds:8.3f} {seconds / step:7.2f} {peak:8.0f}')
