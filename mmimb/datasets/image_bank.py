@@ -9,6 +9,7 @@ from mmengine.dataset import Compose
 from mmpretrain.registry import DATASETS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
+from .long_tailed import wrapped_dataset
 from .sample_labels import single_labels
 
 LOAD_PIPELINE = (dict(type='LoadImageFromFile'), dict(type='PackInputs'))
@@ -52,13 +53,8 @@ class ImageBankDataset:
                  dataset: Union[dict, object],
                  pipeline: Sequence[dict] = LOAD_PIPELINE,
                  lazy_init: bool = False):
-        if isinstance(dataset, dict):
-            dataset = DATASETS.build(
-                dict(dataset, _scope_=dataset.get('_scope_', 'mmpretrain')))
-        if not hasattr(dataset, 'get_data_info') or not hasattr(
-                dataset, 'metainfo'):
-            raise TypeError('ImageBankDataset: dataset must be a dataset '
-                            f'config or a dataset, got {type(dataset)}')
+        dataset = wrapped_dataset(dataset, 'ImageBankDataset',
+                                  'get_data_info')
         self.dataset = dataset
         self.pipeline = Compose([
             TRANSFORMS.build(dict(t, _scope_=t.get('_scope_', 'mmpretrain')))

@@ -14,18 +14,12 @@ bank_loader = dict(
     num_workers=0,
     persistent_workers=False,
     collate_fn=dict(type='default_collate'))
+bank = dict(_delete_=True, type='ImageBankDataset')
 train_dataloader = dict(
     bank_loader,
-    dataset=dict(
-        _delete_=True,
-        type='ImageBankDataset',
-        dataset={{_base_.train_dataloader.dataset}}))
+    dataset=dict(bank, dataset={{_base_.train_dataloader.dataset}}))
 val_dataloader = dict(
-    bank_loader,
-    dataset=dict(
-        _delete_=True,
-        type='ImageBankDataset',
-        dataset={{_base_.val_dataloader.dataset}}))
+    bank_loader, dataset=dict(bank, dataset={{_base_.val_dataloader.dataset}}))
 test_dataloader = val_dataloader
 data_preprocessor = dict(
     type='ImageBankClsDataPreprocessor', crop_padding=4, flip_prob=0.5)

@@ -1,0 +1,174 @@
+"""The GPU reproduction pack (tools/repro/gpu_pack.py) on the CPU: its
+config swap against a config written on the device-side base, its process
+runner's budget, its projection, its errors, and smoke runs (one part in
+the default suite, all four slow)."""
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+BASES = ROOT / 'configs' / '_base_'
+
+
+@pytest.fixture(scope='module')
+def pack(load_script):
+    return load_script('tools/repro/gpu_pack.py')
+
+
+def written_on(tmp_path: Path, dataset_base: str, extra: str = '') -> Config:
+    """The CE config of configs/ccar/ with ``dataset_base`` among its bases
+    (the same bases otherwise), as a file in ``tmp_path``."""
+    path = tmp_path / f'ce_{Path(dataset_base).stem}.py'
+    path.write_text(
+        '_base_ = [\n'
+        f"    '{BASES / 'models' / 'cifar_resnet32.py'}',\n"
+        f"    '{BASES / 'datasets' / dataset_base}',\n"
+        f"    '{BASES / 'schedules' / 'cifar_lt_200e.py'}',\n"
+        f"    '{BASES / 'default_runtime_cifar_lt.py'}',\n"
+        ']\n' + extra)
+    return Config.fromfile(path)
+
+
+def test_swapped_config_equals_one_written_on_the_bank_base(pack, tmp_path):
+    swapped = Config.fromfile(ROOT / pack.METHOD_CONFIG.format('ce'))
+    pack.swap_dataset_base(swapped, pack.PLAIN_BASE, pack.BANK_BASE)
+    expected = written_on(tmp_path, 'cifar10_lt_if100_bank.py')
+    assert swapped.to_dict() == expected.to_dict()
+    assert swapped.train_dataloader.dataset.type == 'ImageBankDataset'
+    assert [h['type'] for h in swapped.custom_hooks] == ['ImageBankHook']
+
+
+def test_swap_refuses_to_drop_a_change_of_the_dataset_base(pack, tmp_path):
+    cfg = written_on(tmp_path, 'cifar10_lt_if100.py',
+                     'train_dataloader = dict(batch_size=64)\n')
+    with pytest.raises(ValueError, match='train_dataloader differs'):
+        pack.swap_dataset_base(cfg, pack.PLAIN_BASE, pack.BANK_BASE)
+
+
+def test_every_cifar_method_config_takes_the_swap(pack):
+    for method in pack.CIFAR_METHODS:
+        cfg = Config.fromfile(ROOT / pack.METHOD_CONFIG.format(method))
+        pack.swap_dataset_base(cfg, pack.PLAIN_BASE, pack.BANK_BASE)
+        assert cfg.data_preprocessor.type == 'ImageBankClsDataPreprocessor'
+
+
+def test_run_jobs_stops_what_runs_past_the_deadline(pack, tmp_path):
+    def job(label, code):
+        return pack.Job(label, [sys.executable, '-c', code],
+                        str(tmp_path / f'{label}.log'))
+
+    jobs = [job('ok', 'print(1)'), job('fails', 'raise SystemExit(3)'),
+            job('sleeps', 'import time; time.sleep(60)'),
+            job('waits', 'print(2)')]
+    start = time.monotonic()
+    status = pack.run_jobs(jobs, 3, start + 5)
+    assert time.monotonic() - start < 30
+    assert status['ok']['status'] == 'ok'
+    assert status['fails']['status'] == 'failed'
+    assert status['fails']['returncode'] == 3
+    assert status['sleeps']['status'] == 'stopped at the budget'
+    # The fourth waited for a free slot, which came when 'ok' ended.
+    assert status['waits']['status'] == 'ok'
+    assert (tmp_path / 'ok.log').read_text().strip() == '1'
+    status = pack.run_jobs(jobs[2:], 1, time.monotonic() + 2)
+    assert status['waits']['status'] == 'not started'
+
+
+def test_projection_is_bound_by_the_hosts_or_the_gpu(pack):
+    # One run alone: 4 ms per iteration, of which 1 ms GPU kernels.
+    profile = dict(iteration_ms=4.0, gpu_kernel_ms=1.0)
+    # 2 runs: each bound by its host, 2 / 4 ms iterations per ms in all.
+    host = pack.fit_projection(profile, 2, 1000, 100.0)
+    assert math.isclose(host['projected_seconds'], 2 * 1000 * 0.004)
+    assert not host['gpu_bound']
+    # 8 runs: the GPU's 1 ms per iteration serialises them.
+    gpu = pack.fit_projection(profile, 8, 1000, 100.0)
+    assert math.isclose(gpu['projected_seconds'], 8 * 1000 * 0.001)
+    assert gpu['gpu_bound']
+    assert gpu['runs_that_fit'] == 100
+    cpu = pack.fit_projection(dict(iteration_ms=4.0, gpu_kernel_ms=None), 3,
+                              1000, 100.0)
+    assert math.isclose(cpu['projected_seconds'], 1000 * 0.004)
+    assert cpu['runs_that_fit'] is None
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--budget', 'cifar=soon'], "--budget 'cifar=soon': expected PART="),
+    (['--dfa-iters', '2', '--dfa-curve-every', '4'],
+     '--dfa-curve-every 4 exceeds --dfa-iters 2'),
+    (['--cifar-seeds', '0'], '--cifar-seeds 0: expected a positive number'),
+    (['--paper-configs', 'configs/no_such.py'],
+     '--paper-configs configs/no_such.py: no such file'),
+])
+def test_bad_input_is_refused_in_one_line(pack, argv, message, capsys,
+                                          tmp_path):
+    with pytest.raises(SystemExit) as error:
+        pack.main(['--out', str(tmp_path / 'out'), '--smoke', '--work-dir',
+                   str(tmp_path / 'work')] + argv)
+    assert message in str(error.value) + capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_the_pack_refuses_a_machine_without_a_gpu(pack, tmp_path,
+                                                  monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(SystemExit, match='no GPU: the pack runs on a GPU'):
+        pack.main(['--out', str(tmp_path)])
+
+
+def test_paper_configs_default_to_those_the_checkout_has(pack):
+    args = pack.parse_args(['--out', 'x'])
+    assert args.paper_configs == [
+        c for c in pack.PAPER_CONFIGS if (ROOT / c).is_file()]
+    assert args.paper_configs[0] == 'configs/dfa_bcss.py'
+
+
+def check_report(out: Path, parts) -> dict:
+    results = json.loads((out / 'pack.json').read_text())
+    assert list(results['parts']) == list(parts)
+    for name in parts:
+        assert results['parts'][name]['state'] == 'complete', \
+            results['parts'][name]
+    table = (out / 'pack.md').read_text()
+    env = results['environment']
+    assert f'torch {env["torch"]}, CUDA {env["cuda"]}' in table
+    assert 'Hardware: CPU' in table
+    for name in parts:
+        wall = results['parts'][name]['wall_seconds']
+        assert f'| {name} | complete | {wall:.0f} |' in table
+    assert (out / 'logs.tar.gz').stat().st_size > 0
+    return results
+
+
+def test_smoke_cifar_part(pack, tmp_path):
+    out = tmp_path / 'out'
+    pack.main(['--out', str(out), '--smoke', '--parts', 'cifar',
+               '--cifar-methods', 'ccar-la', '--work-dir',
+               str(tmp_path / 'work')])
+    results = check_report(out, ['cifar'])
+    cifar = results['parts']['cifar']['result']
+    (run, ) = cifar['runs']
+    assert run['method'] == 'ccar-la' and run['epochs'] == 1
+    assert 0 <= run['metrics']['lt/top1'] <= 100
+    assert cifar['profile']['train_step_ms'] > 0
+
+
+@pytest.mark.slow
+def test_smoke_all_parts(pack, tmp_path):
+    out = tmp_path / 'out'
+    pack.main(['--out', str(out), '--smoke', '--work-dir',
+               str(tmp_path / 'work')])
+    results = check_report(out, pack.PARTS)
+    parts = {k: v['result'] for k, v in results['parts'].items()}
+    assert len(parts['cifar']['runs']) == len(pack.CIFAR_METHODS)
+    assert set(parts['dfa-synthetic']['modes']) == set(pack.DFA_MODES)
+    for variant in parts['dfa-paper']['variants'].values():
+        assert variant['loss_finite'] and variant['iterations'] > 0
+    for name, bench in parts['micro'].items():
+        assert bench['status']['status'] == 'ok', (name, bench['output'])
