@@ -82,9 +82,9 @@ def test_run_jobs_stops_what_runs_past_the_deadline(pack, tmp_path):
 def test_projection_is_bound_by_the_hosts_or_the_gpu(pack):
     # One run alone: 4 ms per iteration, of which 1 ms GPU kernels.
     profile = dict(iteration_ms=4.0, gpu_kernel_ms=1.0)
-    # 2 runs: each bound by its host, 2 / 4 ms iterations per ms in all.
+    # 2 runs: each bound by its host, side by side as fast as one alone.
     host = pack.fit_projection(profile, 2, 1000, 100.0)
-    assert math.isclose(host['projected_seconds'], 2 * 1000 * 0.004)
+    assert math.isclose(host['projected_seconds'], 1000 * 0.004)
     assert not host['gpu_bound']
     # 8 runs: the GPU's 1 ms per iteration serialises them.
     gpu = pack.fit_projection(profile, 8, 1000, 100.0)
@@ -95,6 +95,26 @@ def test_projection_is_bound_by_the_hosts_or_the_gpu(pack):
                               1000, 100.0)
     assert math.isclose(cpu['projected_seconds'], 1000 * 0.004)
     assert cpu['runs_that_fit'] is None
+
+
+def test_a_stopped_run_reports_its_last_validation(pack, tmp_path):
+    scalars = tmp_path / 'ce_seed0' / '20261201_000000' / 'vis_data'
+    scalars.mkdir(parents=True)
+    (scalars / 'scalars.json').write_text('\n'.join(json.dumps(x) for x in [
+        dict(loss=2.0, step=50), {'lt/top1': 31.5, 'step': 10},
+        dict(loss=1.0, step=100), {'lt/top1': 44.25, 'step': 20,
+                                   'lt/many_shot_acc': float('nan')}]))
+    assert pack.last_validation(str(tmp_path / 'ce_seed0')) == dict(
+        epoch=20, top1=44.25)
+    assert pack.last_validation(str(tmp_path / 'la_seed0')) is None
+    part = dict(profile=None, runs=[], side_by_side=1, runs_wall_seconds=9.0,
+                unfinished={'ce seed 0': dict(
+                    status='stopped at the budget', seconds=9.0,
+                    last_log='Epoch(train) [21][3/97]', last_validation=dict(
+                        epoch=20, top1=44.25))})
+    text = '\n'.join(pack.cifar_markdown(part))
+    assert ('ce seed 0: stopped at the budget after 9 s; top-1 44.25 at '
+            'epoch 20; last log lines: `Epoch(train) [21][3/97]`') in text
 
 
 @pytest.mark.parametrize('argv, message', [
