@@ -91,10 +91,40 @@ def test_projection_is_bound_by_the_hosts_or_the_gpu(pack):
     assert math.isclose(gpu['projected_seconds'], 8 * 1000 * 0.001)
     assert gpu['gpu_bound']
     assert gpu['runs_that_fit'] == 100
+    # Not even one run alone fits 3 s.
+    assert pack.fit_projection(profile, 1, 1000, 3.0)['runs_that_fit'] == 0
     cpu = pack.fit_projection(dict(iteration_ms=4.0, gpu_kernel_ms=None), 3,
                               1000, 100.0)
     assert math.isclose(cpu['projected_seconds'], 1000 * 0.004)
     assert cpu['runs_that_fit'] is None
+
+
+def test_cifar_starts_only_the_runs_that_fit(pack, tmp_path, monkeypatch):
+    for split in ('train', 'test'):
+        (tmp_path / 'data' / split).mkdir(parents=True)
+    # 10 epochs of 100 iterations: 4 s alone, 1 s of GPU kernels a run.
+    profile = dict(iteration_ms=4.0, gpu_kernel_ms=1.0, epoch_iterations=100)
+    started = []
+
+    def run_jobs(jobs, parallel, deadline, env=None):
+        started.append([job.label for job in jobs])
+        return {job.label: dict(status='ok', seconds=1.0, returncode=0)
+                for job in jobs}
+
+    monkeypatch.setattr(pack, 'run_jobs', run_jobs)
+    monkeypatch.setattr(pack, 'read_json', lambda path: profile
+                        if path.endswith('profile.json') else None)
+    args = pack.parse_args([
+        '--out', 'x', '--cifar-data', str(tmp_path / 'data'), '--cifar-seeds',
+        '2', '--cifar-epochs', '10'])
+    # 6.9 s left after start-up: 6 runs' GPU time.
+    out = pack.part_cifar(args, pack.sizes_for(args), str(tmp_path / 'work'),
+                          time.monotonic() + pack.CIFAR_START_SECONDS + 6.9)
+    assert out['projected_fit'] == 6
+    assert started[1] == [f'{m} seed 0' for m in pack.CIFAR_METHODS] + [
+        'ce seed 1']
+    assert out['status']['la seed 1']['status'] == \
+        'not started: projected not to fit the budget'
 
 
 def test_a_stopped_run_reports_its_last_validation(pack, tmp_path):

@@ -68,6 +68,9 @@ PARTS = ('cifar', 'dfa-synthetic', 'dfa-paper', 'micro')
 BUDGETS = {'cifar': 290, 'dfa-synthetic': 90, 'dfa-paper': 60, 'micro': 40}
 SMOKE_BUDGET = 600
 CIFAR_METHODS = ('ce', 'la', 'bs', 'ccar', 'ccar-la')
+# A run's time beyond its training iterations: process start, decoding the
+# bank, 20 evaluations (docs/gpu_pack.md).
+CIFAR_START_SECONDS = 20
 CIFAR_LABELS = {'ce': 'CE', 'la': 'LA (tau = 1)', 'bs': 'Balanced Softmax',
                 'ccar': 'CCAR', 'ccar-la': 'CCAR + LA'}
 # Published top-1 of ResNet-32 on CIFAR-10-LT IF100 (../shared/METHODS.md):
@@ -586,16 +589,20 @@ def fit_projection(profile: dict, runs: int, iterations: int,
     one run alone: k runs side by side go at most k times as fast as one
     (each bound by its own host), and at most as fast as the GPU's kernel
     time per iteration allows (time slicing serialises the processes'
-    kernels). Process start and CPU contention are not modelled."""
+    kernels). Process start and CPU contention are not modelled;
+    ``runs_that_fit`` is None without a GPU kernel time."""
     alone = profile['iteration_ms'] / 1e3
     kernel = (profile.get('gpu_kernel_ms') or 0) / 1e3
     rate = runs / alone if not kernel else min(runs / alone, 1 / kernel)
-    return dict(
-        projected_seconds=runs * iterations / rate,
-        gpu_bound=bool(kernel) and 1 / kernel < runs / alone,
-        runs_that_fit=math.floor(seconds * (1 / kernel if kernel else
-                                            math.inf) / iterations)
-        if kernel else None)
+    if not kernel:
+        fit = None
+    elif iterations * alone > seconds:
+        fit = 0
+    else:
+        fit = math.floor(seconds / (iterations * kernel))
+    return dict(projected_seconds=runs * iterations / rate,
+                gpu_bound=bool(kernel) and 1 / kernel < runs / alone,
+                runs_that_fit=fit)
 
 
 def part_cifar(args, sizes: Sizes, work: str, deadline: float) -> dict:
@@ -614,8 +621,9 @@ def part_cifar(args, sizes: Sizes, work: str, deadline: float) -> dict:
     status = run_jobs(jobs, 1, deadline, env)
     profile = read_json(osp.join(profile_spec['work_dir'], 'profile.json'))
     jobs = []
-    for method in args.cifar_methods:
-        for seed in range(args.cifar_seeds):
+    # Seed 0 of every method first, should not all of them fit.
+    for seed in range(args.cifar_seeds):
+        for method in args.cifar_methods:
             spec = dict(method=method, seed=seed, epochs=sizes.cifar_epochs,
                         data_root=root, precision=args.cifar_precision,
                         options=sizes.cifar_options,
@@ -625,10 +633,21 @@ def part_cifar(args, sizes: Sizes, work: str, deadline: float) -> dict:
                             single('cifar-train', spec,
                                    spec['work_dir'] + '.spec.json'),
                             spec['work_dir'] + '.log'))
+    # Only the runs that the profile says fit: time slicing keeps runs
+    # abreast, so runs cut short at the budget would all stop unfinished.
+    fit = fit_projection(
+        profile, len(jobs), sizes.cifar_epochs * profile['epoch_iterations'],
+        deadline - time.monotonic() - CIFAR_START_SECONDS)['runs_that_fit'] \
+        if profile else None
+    started = jobs if fit is None else jobs[:max(1, fit)]
+    for job in jobs[len(started):]:
+        status[job.label] = dict(
+            status='not started: projected not to fit the budget',
+            seconds=0.0, returncode=None)
     start = time.monotonic()
-    side_by_side = min(args.cifar_jobs or len(jobs),
-                       sizes.max_jobs or len(jobs))
-    status.update(run_jobs(jobs, side_by_side, deadline, env))
+    side_by_side = min(args.cifar_jobs or len(started),
+                       sizes.max_jobs or len(started))
+    status.update(run_jobs(started, side_by_side, deadline, env))
     runs_seconds = time.monotonic() - start
     results, progress = [], {}
     for job in jobs:
@@ -645,13 +664,13 @@ def part_cifar(args, sizes: Sizes, work: str, deadline: float) -> dict:
     iterations = sum(r['iterations'] for r in results)
     out = dict(data_root=root, profile=profile, runs=results,
                unfinished=progress, status=status,
-               side_by_side=side_by_side,
+               side_by_side=side_by_side, projected_fit=fit,
                runs_wall_seconds=runs_seconds,
                iterations_per_second=iterations / runs_seconds
                if results else None)
     if profile and results:
         out['projection'] = fit_projection(
-            profile, len(jobs), results[0]['iterations'], runs_seconds)
+            profile, len(started), results[0]['iterations'], runs_seconds)
     return out
 
 
