@@ -1,6 +1,7 @@
 """Cost of CCAR against plain cross-entropy, measured side by side.
 
     python benchmarks/ccar_loss.py [--repeat 10] [--device cpu|cuda]
+        [--map-size 512]
 
 For a classification batch (N=512, C=1000; called as mmpretrain's
 ``ClsHead`` does) and a segmentation map (8, 19, 512, 512; 5% of the pixels
@@ -153,6 +154,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=10)
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--map-size', type=int, default=512,
+                        help='side of the segmentation case (quick runs: 32)')
     args = parser.parse_args(argv)
     clock = 'CPU time' if args.device == 'cpu' else 'wall time'
     print(f'torch {torch.__version__}, device {args.device}, {clock}, '
@@ -162,7 +165,7 @@ def main(argv=None):
               f"{'x CE':>7}{'peak MiB':>10}{'x CE':>7}")
     print(header)
     print('-' * len(header))
-    for shape in ((512, 1000), (8, 19, 512, 512)):
+    for shape in ((512, 1000), (8, 19, args.map_size, args.map_size)):
         logits, labels, freq = make_case(shape, args.device)
         fns = loss_fns(freq, args.device, len(shape) > 2)
         # Millisecond steps need more rounds to get past scheduler noise.

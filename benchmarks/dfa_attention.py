@@ -1,14 +1,18 @@
 """Cost of the DFA bias, measured side by side.
 
     python benchmarks/dfa_attention.py [--repeat 10] [--device cpu|cuda]
-        [--batch 8] [--grid 64] [--head-batch 8] [--classes 5 20]
+        [--dtype float32|bfloat16] [--batch 8] [--grid 64] [--head-batch 8]
+        [--classes 5 20]
 
 1. DynamicFocalAttention with a learned bias against the same module with
    ``bias_mode='none'`` (plain SDPA): image tokens N = grid x grid, C class
    tokens, width 256, 8 heads. Target: at most 3% more time, no more memory.
    ``bias_mode='fixed'`` (the same mask, without a gradient) is shown too:
    PyTorch's fused CPU kernel takes a float mask but not one that needs a
-   gradient, so the learned bias runs the math path on the CPU.
+   gradient, so the learned bias runs the math path on the CPU. Below each
+   table: the attention operators and kernels one forward plus backward of
+   each variant ran, from the profiler (which SDPA backend was chosen:
+   flash, memory-efficient, cuDNN or math).
 2. The whole DFAHead (2 layers, width 256, 8 heads, MLP 2048) against
    mmseg's SegmenterMaskTransformerHead with the number of layers that
    brings its parameter count closest, on a (B, 256, grid, grid) feature
@@ -25,6 +29,7 @@ memory, what a bias could add). Prints each variant's ratio to its
 reference.
 """
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -37,6 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmimb.models import DFAHead, DynamicFocalAttention  # noqa: E402
 
 WIDTH, HEADS = 256, 8
+# SDPA's backend operators (aten::_scaled_dot_product_flash_attention...,
+# _efficient_attention_backward, ..._math) and attention kernels.
+ATTENTION_NAMES = re.compile(r'scaled_dot_product_|attention|flash|fmha', re.I)
 
 
 def sync(device):
@@ -93,6 +101,26 @@ def compare(variants, inputs, device, repeat):
     }
 
 
+def attention_kernels(fn, inputs, device):
+    """The SDPA backend operators and the attention kernels (on CUDA) of one
+    forward plus backward of ``fn``, as the profiler names them."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        step(fn, inputs)
+        sync(device)
+    names = set()
+    for event in prof.events():
+        kernel = event.device_type == DeviceType.CUDA
+        if (kernel or event.name.startswith('aten::_')) and \
+                ATTENTION_NAMES.search(event.name):
+            names.add(event.name[:70])
+    return sorted(names)
+
+
 def report(title, results, reference):
     ref_time, ref_mem = results[reference]
     print(f'\n{title}')
@@ -108,17 +136,19 @@ def attention_case(num_classes, args):
     n = args.grid * args.grid
     query = torch.randn(args.batch, n, WIDTH, generator=gen)
     key = torch.randn(args.batch, num_classes, WIDTH, generator=gen)
-    query = query.to(args.device).requires_grad_()
-    key = key.to(args.device).requires_grad_()
+    query = query.to(args.device, args.dtype).requires_grad_()
+    key = key.to(args.device, args.dtype).requires_grad_()
     freq = torch.linspace(1, 10, num_classes).tolist()
     variants = {}
     for mode in ('none', 'fixed', 'learned'):
         torch.manual_seed(0)
         attn = DynamicFocalAttention(
             WIDTH, HEADS, num_classes, bias_mode=mode,
-            class_freq=freq).to(args.device)
+            class_freq=freq).to(args.device, args.dtype)
         variants[f'DFA attention, bias {mode}'] = attn
-    return compare(variants, (query, key), args.device, args.repeat)
+    kernels = {name: attention_kernels(fn, (query, key), args.device)
+               for name, fn in variants.items()}
+    return compare(variants, (query, key), args.device, args.repeat), kernels
 
 
 def segmenter_layers_matching(params, num_classes):
@@ -164,6 +194,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=10)
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--dtype', default='float32',
+                        choices=['float32', 'bfloat16'],
+                        help='dtype of the attention comparison')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--grid', type=int, default=64,
                         help='image tokens per side')
@@ -172,14 +205,17 @@ def main(argv=None):
     parser.add_argument('--classes', type=int, nargs='+', default=[5, 20])
     parser.add_argument('--skip-heads', action='store_true')
     args = parser.parse_args(argv)
-    print(f'torch {torch.__version__}, device {args.device}, '
+    args.dtype = getattr(torch, args.dtype)
+    print(f'torch {torch.__version__}, device {args.device}, {args.dtype}, '
           f'{torch.get_num_threads()} threads, median of {args.repeat} '
           f'interleaved rounds; N = {args.grid}x{args.grid} tokens, width '
           f'{WIDTH}, {HEADS} heads')
     for c in args.classes:
-        results = attention_case(c, args)
+        results, kernels = attention_case(c, args)
         report(f'DFA attention, batch {args.batch}, C = {c}', results,
                'DFA attention, bias none')
+        for name, names in kernels.items():
+            print(f'  {name}: {", ".join(names) or "no attention op"}')
     if args.skip_heads:
         return
     for c in args.classes:

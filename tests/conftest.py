@@ -32,15 +32,25 @@ def tiny_seg_config() -> Path:
     return ROOT / 'tests' / 'data' / 'configs' / 'tiny_seg_synthetic.py'
 
 
-def _load_test_module(name: str):
-    # The tests folder is not a package (and mmseg installs a top-level
-    # ``tests`` package that would shadow it): load helpers by path.
+def _load_module(path: Path, name: str):
     import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        f'mmimb_tests_{name}', ROOT / 'tests' / f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_test_module(name: str):
+    # The tests folder is not a package (and mmseg installs a top-level
+    # ``tests`` package that would shadow it): load helpers by path.
+    return _load_module(ROOT / 'tests' / f'{name}.py', f'mmimb_tests_{name}')
+
+
+@pytest.fixture(scope='session')
+def load_script():
+    """``load_script('tools/repro/gpu_pack.py')``: a script of the
+    repository (tools/ and benchmarks/ are not packages) as a module."""
+    return lambda path: _load_module(ROOT / path, Path(path).stem)
 
 
 @pytest.fixture(scope='session')

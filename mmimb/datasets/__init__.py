@@ -4,6 +4,7 @@ from .cifar_autoaugment import CIFAR10_POLICY, CIFAR10AutoAugment
 from .class_stats import ClassStats, class_frequencies
 from .crag import CRAGDataset
 from .ebhi_seg import EBHISegDataset
+from .image_bank import ImageBankDataset
 from .long_tail_benchmarks import ImageListDataset, INat2018Dataset
 from .long_tailed import LongTailedDataset, long_tailed_counts
 from .rebalancing_samplers import (ClassBalancedSampler,
@@ -21,7 +22,8 @@ from .transforms import LoadCodedAnnotations, RandomRotate90
 
 __all__ = [
     'BCSSDataset', 'BDSADataset', 'CRAGDataset', 'ClassStats',
-    'EBHISegDataset', 'LoadCodedAnnotations', 'LongTailedDataset',
+    'EBHISegDataset', 'ImageBankDataset', 'LoadCodedAnnotations',
+    'LongTailedDataset',
     'RandomRotate90', 'SyntheticTissueDataset', 'TissueGenerator',
     'appearance_overlap', 'calibrate_difficulty', 'class_frequencies',
     'long_tailed_counts', 'measured_difficulty', 'overlap_table',

@@ -18,6 +18,25 @@ from mmpretrain.registry import DATASETS
 from .sample_labels import single_labels
 
 
+def wrapped_dataset(dataset: Union[dict, object], wrapper: str,
+                    method: str):
+    """The dataset a wrapper holds: ``dataset`` itself, or built from its
+    config among mmpretrain's datasets, whatever scope the wrapper was built
+    from (e.g. as mmimb.LongTailedDataset under mmseg).
+
+    Raises:
+        TypeError: If it has no ``metainfo`` or no ``method``, naming
+            ``wrapper``.
+    """
+    if isinstance(dataset, dict):
+        dataset = DATASETS.build(
+            dict(dataset, _scope_=dataset.get('_scope_', 'mmpretrain')))
+    if not hasattr(dataset, method) or not hasattr(dataset, 'metainfo'):
+        raise TypeError(f'{wrapper}: dataset must be a dataset config or a '
+                        f'dataset, got {type(dataset)}')
+    return dataset
+
+
 def long_tailed_counts(max_per_class: int, imbalance_factor: float,
                        num_classes: int) -> List[int]:
     """Samples per class of the exponential long-tailed profile.
@@ -88,15 +107,8 @@ class LongTailedDataset:
                  seed: int = 0,
                  max_per_class: Optional[int] = None,
                  lazy_init: bool = False):
-        if isinstance(dataset, dict):
-            # Among mmpretrain's datasets, whatever scope the wrapper itself
-            # was built from (e.g. as mmimb.LongTailedDataset under mmseg).
-            dataset = DATASETS.build(
-                dict(dataset, _scope_=dataset.get('_scope_', 'mmpretrain')))
-        if not hasattr(dataset, '__getitem__') or not hasattr(
-                dataset, 'metainfo'):
-            raise TypeError('LongTailedDataset: dataset must be a dataset '
-                            f'config or a dataset, got {type(dataset)}')
+        dataset = wrapped_dataset(dataset, 'LongTailedDataset',
+                                  '__getitem__')
         # Check the arguments now rather than after loading the source.
         long_tailed_counts(1 if max_per_class is None else max_per_class,
                            imbalance_factor, 1)
