@@ -61,7 +61,8 @@ def test_calibration_reaches_the_target():
 
 
 @pytest.mark.parametrize('name', ['synthetic_tissue_crossed.py',
-                                  'synthetic_tissue_crossed_balanced.py'])
+                                  'synthetic_tissue_crossed_balanced.py',
+                                  'synthetic_tissue_crossed_rare.py'])
 def test_crossed_benchmark_has_its_documented_difficulties(name):
     """Three pairs: hard (overlap 0.20), medium (0.08) and easy (0), each a
     common and a rare class in the imbalanced set; no other pair overlaps.
@@ -91,3 +92,6 @@ def test_crossed_benchmark_has_its_documented_difficulties(name):
                                                           'necrosis'),
                              ('fat', 'mucin')):
             assert freq[common] >= 0.2 and freq[rare] <= 0.06
+    if 'rare' in name:
+        assert [freq[c] for c in ('lymphocytes', 'necrosis', 'mucin')] == \
+            pytest.approx([0.015] * 3)

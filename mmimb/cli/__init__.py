@@ -1,1 +1,2 @@
-"""Command-line front ends: ``mmimb-train``, ``mmimb-test``."""
+"""Command-line front ends: ``mmimb-train``, ``mmimb-test``,
+``mmimb-infer-wsi``."""

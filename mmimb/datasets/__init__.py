@@ -12,6 +12,7 @@ from .rebalancing_samplers import (ClassBalancedSampler,
                                    SquareRootSampler, class_sampling_probs,
                                    progressive_lambda)
 from .sample_labels import single_labels
+from .synthetic_slide import synthetic_slide, write_pyramidal_tiff
 from .synthetic_tissue import SyntheticTissueDataset, TissueGenerator
 from .synthetic_tissue_difficulty import (appearance_overlap,
                                           calibrate_difficulty,
@@ -24,7 +25,8 @@ __all__ = [
     'RandomRotate90', 'SyntheticTissueDataset', 'TissueGenerator',
     'appearance_overlap', 'calibrate_difficulty', 'class_frequencies',
     'long_tailed_counts', 'measured_difficulty', 'overlap_table',
-    'single_labels', 'ClassBalancedSampler', 'ClassRebalancingSampler',
+    'single_labels', 'synthetic_slide', 'write_pyramidal_tiff',
+    'ClassBalancedSampler', 'ClassRebalancingSampler',
     'ProgressivelyBalancedSampler', 'SquareRootSampler',
     'class_sampling_probs', 'progressive_lambda', 'ImageListDataset',
     'INat2018Dataset', 'CIFAR10AutoAugment', 'CIFAR10_POLICY'

@@ -67,7 +67,7 @@ def main(argv=None):
     cfg = load_config(
         args.config,
         Namespace(local_rank=0, launcher='none', work_dir=None,
-                  cfg_options=args.cfg_options))
+                  threads=None, cfg_options=args.cfg_options))
     loader_key = f'{args.split}_dataloader'
     if not cfg.get(loader_key):
         raise ConfigError(f'the config has no {loader_key} for --split '
