@@ -21,11 +21,7 @@ train_dataloader = dict(
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(
-        type='CheckpointHook',
-        by_epoch=False,
-        interval=1000,
-        max_keep_ckpts=1,
-        save_best='lt/top1',
-        rule='greater'))
+        type='CheckpointHook', by_epoch=False, interval=1000,
+        max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

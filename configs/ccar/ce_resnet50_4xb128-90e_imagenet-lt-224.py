@@ -10,12 +10,6 @@ _base_ = [
     '../_base_/schedules/imagenet_lt_90e.py',
     '../_base_/default_runtime_cls.py',
 ]
-# The last checkpoint and the best by top-1 on the validation split.
 default_hooks = dict(
-    checkpoint=dict(
-        type='CheckpointHook',
-        interval=10,
-        max_keep_ckpts=1,
-        save_best='lt/top1',
-        rule='greater'))
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1))
 randomness = dict(seed=0)
