@@ -63,16 +63,25 @@ def test_auto_statistics_come_from_the_long_tailed_subset(
 
 def test_train_ccar_through_tools_train(cifar_folders, tmp_path):
     work_dir = tmp_path / 'work'
+    # TensorBoard beside the local files, as configs/README.md shows.
+    user = tmp_path / TINY.name
+    user.write_text(f"_base_ = [{str(TINY)!r}]\n"
+                    'visualizer = dict(vis_backends=['
+                    "dict(type='LocalVisBackend'), "
+                    "dict(type='TensorboardVisBackend')])\n")
     check_ok(
         run_tool(
             'tools/train.py',
-            TINY,
+            user,
             '--work-dir',
             work_dir,
             '--cfg-options',
             *data_root_options(cifar_folders),
             env=dict(MMIMB_CACHE_DIR=str(tmp_path / 'cache'))))
     assert (work_dir / 'iter_3.pth').is_file()
+    # save_best of the CIFAR-LT runtime.
+    assert (work_dir / 'best_lt_top1_iter_3.pth').is_file()
+    assert list(work_dir.glob('*/vis_data/events.out.tfevents.*'))
     dumped = Config.fromfile(str(work_dir / TINY.name))
     freq = np.array(dumped.model.head.loss.class_freq)
     np.testing.assert_allclose(freq,

@@ -120,3 +120,13 @@ def test_cli_class_mismatch_stops_before_training(tiny_seg_config, tmp_path):
     assert 'num_classes=7 but the dataset has 5' in result.stderr
     assert 'Traceback' not in result.stderr
     assert not list(tmp_path.glob('*.pth'))
+
+
+def test_save_best_names_a_metric_of_the_evaluator(cfg):
+    cfg.merge_from_dict(
+        {'default_hooks.checkpoint.save_best': 'lt/top1'})
+    with pytest.raises(ConfigError, match=r"save_best='lt/top1' names no "
+                       r"metric of val_evaluator \['IoUMetric'\]"):
+        check_config(cfg)
+    cfg.val_cfg = None  # --no-validate
+    assert check_config(cfg) == 'mmseg'

@@ -238,7 +238,33 @@ def check_config(cfg: Config, mode: str = 'train') -> str:
     if mode == 'train':
         _check_pretrained(model)
         _check_load_from(cfg.get('load_from'))
+        _check_save_best(cfg, reg.METRICS)
     return scope
+
+
+def _check_save_best(cfg: Config, registry: Registry) -> None:
+    """A ``save_best`` metric such as ``'lt/top1'`` must carry the prefix
+    of a validation evaluator, or the checkpoint hook fails with a bare
+    KeyError after the first validation."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    keys = hook.get('save_best')
+    evaluators = cfg.get('val_evaluator')
+    if not keys or not evaluators or cfg.get('val_cfg', {}) is None:
+        return
+    evaluators = evaluators if isinstance(evaluators, list) else [evaluators]
+    prefixes = set()
+    for evaluator in evaluators:
+        metric = registry.get(evaluator.get('type'))
+        prefixes.add(
+            evaluator.get('prefix') or getattr(metric, 'default_prefix', None))
+    for key in [keys] if isinstance(keys, str) else keys:
+        if '/' in key and key.split('/')[0] not in prefixes:
+            types = [e.get('type') for e in evaluators]
+            raise ConfigError(
+                f'default_hooks.checkpoint.save_best={key!r} names no metric '
+                f'of val_evaluator {types} (their prefixes: '
+                f'{sorted(p for p in prefixes if p)}); set save_best to one '
+                'of their metrics, or to None')
 
 
 # Model arguments that may name a JSON file of per-class statistics.

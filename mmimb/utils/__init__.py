@@ -7,6 +7,7 @@ from .config_scope import register_config_scope
 from .errors import ConfigError
 from .footprint import Footprint, autograd_footprint
 from .paired_stats import PairedDifference, paired_difference
+from .set_env import register_all_modules
 
 __all__ = [
     'AUTO', 'ConfigError', 'Footprint', 'PairedDifference',
@@ -14,5 +15,6 @@ __all__ = [
     'check_checkpoint_prefix', 'checkpoint_prefixes', 'load_class_counts',
     'load_class_freq',
     'paired_difference', 'per_class_vector', 'read_class_stats_json',
-    'register_config_scope', 'resolve_auto_class_freq'
+    'register_all_modules', 'register_config_scope',
+    'resolve_auto_class_freq'
 ]

@@ -1,30 +1,20 @@
-"""Make ``_base_ = ['mmimb::...']`` resolve like ``mmseg::`` paths do."""
-import os.path as osp
-
-PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+"""Make ``mmimb::`` config paths resolve like ``mmseg::`` ones."""
+# mmengine finds a package's configs in ``<installed path>/.mim``. For a
+# name that is no installed distribution, its installed path is the folder of
+# the module ``importlib.util.find_spec`` finds; that is the imported package
+# for an editable install, a wheel and a checkout on PYTHONPATH alike. The
+# distribution ``mmimb`` would be answered from its metadata's location,
+# site-packages, where an editable install has no ``mmimb`` folder.
+LOCATOR_MODULE = 'mmimb.version'
 
 
 def register_config_scope() -> None:
-    """Register ``mmimb`` in mmengine's package table.
+    """Register ``mmimb`` in mmengine's table of packages with configs.
 
-    mmengine looks configs up in ``<installed path>/.mim/configs``. Its
-    installed-path lookup goes through the distribution's metadata, which for
-    an editable install (``pip install -e``) points at site-packages rather
-    than at the source tree, so the lookup for ``mmimb`` is answered from the
-    imported package itself; every other package keeps mmengine's answer.
+    Afterwards ``mmengine.hub.get_config('mmimb::dfa/...')``,
+    ``mmengine.hub.get_model`` and ``_base_ = ['mmimb::...']`` read
+    ``mmimb/.mim``: symbolic links to ``configs/`` and ``model-index.yml`` in
+    a checkout, copies in a wheel.
     """
-    from mmengine.config import config as config_module
-    from mmengine.config import utils as config_utils
-
-    config_utils.MODULE2PACKAGE.setdefault('mmimb', 'mmimb')
-    upstream = config_module.get_installed_path
-    if getattr(upstream, 'mmimb_aware', False):
-        return
-
-    def get_installed_path(package: str) -> str:
-        if package == 'mmimb':
-            return PACKAGE_DIR
-        return upstream(package)
-
-    get_installed_path.mmimb_aware = True
-    config_module.get_installed_path = get_installed_path
+    from mmengine.config.utils import MODULE2PACKAGE
+    MODULE2PACKAGE['mmimb'] = LOCATOR_MODULE

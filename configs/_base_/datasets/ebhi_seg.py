@@ -7,6 +7,7 @@ dataset_type = 'EBHISegDataset'
 data_root = 'data/ebhi_seg'
 crop_size = (224, 224)
 
+auto_scale_lr = dict(base_batch_size=8)
 train_dataloader = dict(
     batch_size=8,
     dataset=dict(

@@ -40,6 +40,9 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 
+# The learning rates of the DFA schedules are for this total batch
+# (--auto-scale-lr scales them to another one).
+auto_scale_lr = dict(enable=False, base_batch_size=2)
 train_dataloader = dict(
     batch_size=2,
     num_workers=2,

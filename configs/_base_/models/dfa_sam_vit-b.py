@@ -21,7 +21,11 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=255)
+# The scope mmengine gives bases read from mmseg::, so that the model builds
+# in mmseg's registries wherever it is built (mmengine.hub.get_model builds
+# it in the mmimb scope).
 model = dict(
+    _scope_='mmseg',
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
     backbone=dict(
