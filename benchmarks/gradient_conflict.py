@@ -181,11 +181,12 @@ def classification(num_classes: int, n: int, device: torch.device):
         torch.arange(num_classes),
         torch.randint(0, num_classes, (n - num_classes, ))
     ])
-    model, batch = on_device(
-        model, [
-            torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
-            for _ in range(n)
-        ], [DataSample().set_gt_label(int(c)) for c in labels], device)
+    inputs = [
+        torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+        for _ in range(n)
+    ]
+    samples = [DataSample().set_gt_label(int(c)) for c in labels]
+    model, batch = on_device(model, inputs, samples, device)
     wrapper = OptimWrapper(
         torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
     return model, batch, wrapper
@@ -223,10 +224,12 @@ def segmentation(device: torch.device,
                 pad_shape=(size, size)))
         return s
 
-    model, batch = on_device(model, [
+    inputs = [
         torch.randint(0, 256, (3, size, size), dtype=torch.uint8)
         for _ in range(n)
-    ], [sample() for _ in range(n)], device)
+    ]
+    samples = [sample() for _ in range(n)]
+    model, batch = on_device(model, inputs, samples, device)
     wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
     return model, batch, wrapper
 
