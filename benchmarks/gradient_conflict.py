@@ -30,8 +30,14 @@ memory held before it, in a child process whose C allocator returns every
 large block to the system on free (``MALLOC_MMAP_THRESHOLD_``), so that
 freed memory does not hide later allocations (Linux ``/proc`` only).
 
+With ``--device cuda`` the models and batches are on the GPU, each timed
+call ends with a synchronisation, times are wall time only (the process's
+CPU time leaves out the GPU's work) and the peak memory of every row,
+segmentation included, is the peak allocated on the GPU above the level
+before the row, measured after the timing rounds.
+
     python benchmarks/gradient_conflict.py [--threads 1] [--repeats 3]
-        [--loop-classes 20] [--skip-segmentation]
+        [--loop-classes 20] [--skip-segmentation] [--device cpu|cuda]
 """
 import argparse
 import json
@@ -51,8 +57,10 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 from mmimb.analysis import class_gradients, conflict_matrix
+from mmimb.apis.inference import resolve_device
 from mmimb.engine.gradient_probe import probe_batch
 from mmimb.engine.hooks import GradientConflictHook
+from mmimb.engine.launch import run_cli
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODEL_CONFIG = osp.join(ROOT, 'configs', '_base_', 'models',
@@ -76,14 +84,19 @@ def _reset_peak() -> None:
         pass
 
 
-def _timed(fn) -> tuple:
-    cpu, wall = time.process_time(), time.perf_counter()
+# Column heading and clock of each time; the first is the ratios' basis.
+CPU_CLOCKS = (('CPU s', time.process_time), ('wall s', time.perf_counter))
+CUDA_CLOCKS = (('wall s', time.perf_counter), )
+
+
+def _timed(fn, clocks) -> tuple:
+    starts = [clock() for _, clock in clocks]
     fn()
-    return time.process_time() - cpu, time.perf_counter() - wall
+    return tuple(clock() - s for (_, clock), s in zip(clocks, starts))
 
 
-def best_times(rows, repeats: int) -> dict:
-    """Best (CPU, wall) time of each row over ``repeats`` rounds after a
+def best_times(rows, repeats: int, clocks) -> dict:
+    """Best time on each clock of each row over ``repeats`` rounds after a
     warm-up; rounds take the rows in turn, so that a change of machine load
     falls on all."""
     times = {name: [] for name, _ in rows}
@@ -91,11 +104,8 @@ def best_times(rows, repeats: int) -> dict:
         fn()
     for _ in range(repeats):
         for name, fn in rows:
-            times[name].append(_timed(fn))
-    return {
-        name: (min(c for c, _ in t), min(w for _, w in t))
-        for name, t in times.items()
-    }
+            times[name].append(_timed(fn, clocks))
+    return {name: tuple(map(min, zip(*t))) for name, t in times.items()}
 
 
 def peak_memory(fn) -> float:
@@ -118,7 +128,41 @@ def peaks_in_child(argv) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def classification(num_classes: int, n: int):
+def synced(rows):
+    """Each row's function followed by a CUDA synchronisation, so that a
+    timer read after it counts the GPU's work."""
+
+    def wrap(fn):
+
+        def run():
+            out = fn()
+            torch.cuda.synchronize()
+            return out
+
+        return run
+
+    return [(name, wrap(fn)) for name, fn in rows]
+
+
+def cuda_peak_memory(fn) -> float:
+    """Peak GPU memory allocated during one call above the level before it
+    (MB)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def on_device(model, inputs, data_samples, device):
+    """The model and its batch on ``device`` (data samples with their
+    labels), so that no row times a host-to-device copy of the batch."""
+    return model.to(device), dict(
+        inputs=[x.to(device) for x in inputs],
+        data_samples=[s.to(device) for s in data_samples])
+
+
+def classification(num_classes: int, n: int, device: torch.device):
     """ResNet-32, a batch holding every class, and its optimizer."""
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
@@ -137,18 +181,21 @@ def classification(num_classes: int, n: int):
         torch.arange(num_classes),
         torch.randint(0, num_classes, (n - num_classes, ))
     ])
-    batch = dict(
-        inputs=[
-            torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
-            for _ in range(n)
-        ],
-        data_samples=[DataSample().set_gt_label(int(c)) for c in labels])
+    inputs = [
+        torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+        for _ in range(n)
+    ]
+    samples = [DataSample().set_gt_label(int(c)) for c in labels]
+    model, batch = on_device(model, inputs, samples, device)
     wrapper = OptimWrapper(
         torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
     return model, batch, wrapper
 
 
-def segmentation(num_classes: int = 19, n: int = 2, size: int = 128):
+def segmentation(device: torch.device,
+                 num_classes: int = 19,
+                 n: int = 2,
+                 size: int = 128):
     """SegFormer-B0 (BatchNorm in the head, no pretrained weights), a batch
     with random labels, and AdamW."""
     import mmseg
@@ -177,12 +224,12 @@ def segmentation(num_classes: int = 19, n: int = 2, size: int = 128):
                 pad_shape=(size, size)))
         return s
 
-    batch = dict(
-        inputs=[
-            torch.randint(0, 256, (3, size, size), dtype=torch.uint8)
-            for _ in range(n)
-        ],
-        data_samples=[sample() for _ in range(n)])
+    inputs = [
+        torch.randint(0, 256, (3, size, size), dtype=torch.uint8)
+        for _ in range(n)
+    ]
+    samples = [sample() for _ in range(n)]
+    model, batch = on_device(model, inputs, samples, device)
     wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
     return model, batch, wrapper
 
@@ -197,7 +244,8 @@ def _step(model, batch, wrapper):
 
 
 def classification_rows(args):
-    model, batch, wrapper = classification(args.classes, args.batch_size)
+    model, batch, wrapper = classification(args.classes, args.batch_size,
+                                           args.device)
     probe = probe_batch(model, batch)
     x, y = probe.inputs, probe.targets
     hook = GradientConflictHook(norm_stats='running')
@@ -238,7 +286,7 @@ def classification_rows(args):
 
 
 def segmentation_rows(args):
-    model, batch, wrapper = segmentation()
+    model, batch, wrapper = segmentation(args.device)
     probe = probe_batch(model, batch)
     xy, kw = (probe.inputs, probe.targets), probe.kwargs()
     rows = [
@@ -273,14 +321,15 @@ def segmentation_rows(args):
     return title, rows
 
 
-def print_table(title, seconds, peaks=None):
-    step_cpu = seconds[STEP][0]
+def print_table(title, seconds, clocks, peaks=None):
+    step = seconds[STEP][0]
     print(title)
-    print(f'{"":44s} {"CPU s":>7s} {"wall s":>7s} {"/ step":>7s}'
-          f'{" peak MB":>9s}')
-    for name, (cpu, wall) in seconds.items():
+    print(f'{"":44s}' + ''.join(f' {heading:>7s}' for heading, _ in clocks) +
+          f' {"/ step":>7s}{" peak MB":>9s}')
+    for name, times in seconds.items():
         peak = (peaks or {}).get(name)
-        print(f'{name:44s} {cpu:7.3f} {wall:7.3f} {cpu / step_cpu:7.2f}' +
+        print(f'{name:44s}' + ''.join(f' {t:7.3f}' for t in times) +
+              f' {times[0] / step:7.2f}' +
               (f'{peak:9.0f}' if peak is not None else f'{"-":>9s}'))
 
 
@@ -298,12 +347,31 @@ def main():
         help='classes of the per-class loop (its cost grows '
         'linearly; 100 takes about 60 training steps)')
     parser.add_argument('--skip-segmentation', action='store_true')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument(
         '--memory-child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.batch_size < args.classes:
         parser.error('--batch-size must be at least --classes so that the '
                      'batch holds every class')
+    args.device = resolve_device(args.device)
+    cuda = args.device.type == 'cuda'
+    clocks, note = CPU_CLOCKS, ''
+    if cuda:
+        clocks = CUDA_CLOCKS
+        note = (f'; {torch.cuda.get_device_name()}, wall time after '
+                'synchronising (the process\'s CPU time leaves out the '
+                'GPU\'s work), peak MB allocated on the GPU')
+
+    def measure(rows, peaks=None):
+        """Best times of the rows and, on CUDA, their peak GPU memory."""
+        if cuda:
+            rows = synced(rows)
+        seconds = best_times(rows, args.repeats, clocks)
+        if cuda:
+            peaks = {name: cuda_peak_memory(fn) for name, fn in rows}
+        return seconds, peaks
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     title, rows, loop, same, interval = classification_rows(args)
@@ -311,25 +379,28 @@ def main():
         print(json.dumps({name: peak_memory(fn) for name, fn in rows}))
         return
     start, start_cpu = time.perf_counter(), time.process_time()
-    peaks = peaks_in_child(
-        sys.argv[1:]) if osp.exists('/proc/self/clear_refs') else {}
-    seconds = best_times(rows, args.repeats)
+    rss_peaks = {} if cuda or not osp.exists('/proc/self/clear_refs') else \
+        peaks_in_child(sys.argv[1:])
+    seconds, peaks = measure(rows, rss_peaks)
+    (loop, ) = synced([loop]) if cuda else [loop]
     looped = {}
-    seconds[loop[0]] = _timed(lambda: looped.setdefault('r', loop[1]()))
-    print(f'torch {torch.__version__}, {args.threads} threads; CPU seconds '
-          'are the ratios\' basis')
-    print_table(title, seconds, peaks)
+    seconds[loop[0]] = _timed(lambda: looped.setdefault('r', loop[1]()),
+                              clocks)
+    print(f'torch {torch.__version__}, {args.threads} threads; '
+          f'{clocks[0][0].split()[0]} seconds are the ratios\' basis')
+    print_table(title + note, seconds, clocks, peaks)
     step = seconds[STEP][0]
-    hook_cpu = seconds['GradientConflictHook analysis'][0]
+    hook = seconds['GradientConflictHook analysis'][0]
     print(f'hook overhead at its default interval ({interval} iterations): '
-          f'{100 * hook_cpu / (interval * step):.2f}% of training time')
+          f'{100 * hook / (interval * step):.2f}% of training time')
     diff = (same().matrix - looped['r'].matrix).abs().nan_to_num().max()
     print(f'max |fast - loop| over the cosine matrix of those classes: '
           f'{diff.item():.1e}')
     if not args.skip_segmentation:
         title, rows = segmentation_rows(args)
         print()
-        print_table(title, best_times(rows, args.repeats))
+        seconds, peaks = measure(rows)
+        print_table(title + note, seconds, clocks, peaks)
     child = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = time.process_time() - start_cpu + child.ru_utime + child.ru_stime
     print(f'benchmark took {time.perf_counter() - start:.0f} s wall, '
@@ -337,4 +408,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)
