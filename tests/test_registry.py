@@ -90,6 +90,14 @@ BUILD_CASES = {
     ('mmpretrain', 'DATA_SAMPLERS', 'ClassBalancedSampler'): None,
     ('mmpretrain', 'DATA_SAMPLERS', 'SquareRootSampler'): None,
     ('mmpretrain', 'DATA_SAMPLERS', 'ProgressivelyBalancedSampler'): None,
+    ('mmengine', 'HOOKS', 'ImageBankHook'): dict(),
+    ('mmpretrain', 'DATASETS', 'ImageBankDataset'):
+    dict(
+        dataset=dict(
+            type='CustomDataset', data_root='data/absent', lazy_init=True),
+        lazy_init=True),
+    ('mmpretrain', 'MODELS', 'ImageBankClsDataPreprocessor'):
+    dict(crop_padding=4, flip_prob=0.5),
 }
 
 
