@@ -61,6 +61,28 @@ def test_summary_table_from_known_runs():
     assert csba[11] == '0.100 ± 0.000 / 0.050 ± 0.000'
     assert table[-1].startswith('| paper: baseline -> CSBA')
     assert '0.595 -> 0.655' in table[-1]
+    assert plain[12] == '60.0 ± 0.0 / 30.0 ± 0.0'
+
+
+def test_paired_differences_per_seed():
+    script = load_script()
+    # CSBA - plain per seed: macro-F1 +20 and +15 points (seeds 0, 1; seed
+    # 2 has no plain run and is left out); few-shot is NaN for seed 1, so
+    # that cell has one pair only.
+    runs = dict(
+        plain=[fake_run('plain', s, f1, -0.1, 1000)
+               for s, f1 in ((0, 50.0), (1, 60.0))],
+        csba=[fake_run('csba', s, f1, 0.2, 1326, branches=-0.3)
+              for s, f1 in ((0, 70.0), (1, 75.0), (2, 90.0))])
+    lines = script.paired_table(runs).splitlines()
+    assert len(lines) == 3  # header, rule, csba - plain only
+    cells = [c.strip() for c in lines[2].split('|')[1:-1]]
+    assert cells[0] == 'csba - plain (2 seeds)'
+    # mean 17.5, sd 3.536, t(0.975, 1) = 12.706: half width 31.77.
+    assert cells[1] == '+17.50 [-14.27, +49.27]'
+    assert cells[2] == '+0.00 (one pair, no interval)'
+    assert cells[5] == '+0.30 [+0.30, +0.30]'
+    assert script.paired_table(dict(plain=runs['plain'])) == ''
 
 
 def test_every_method_has_its_configs():

@@ -335,7 +335,8 @@ def summarise(runs: Dict[str, List[Dict]]) -> str:
         'top-1 | mean neg. cos (final) | conflicting pairs (final) | '
         'rare vs rest cos (final) | rare vs rest cos (mean over training) '
         '| branches: mean neg. cos (final) | attention: from uniform / '
-        'spread over classes | seeds |', '|' + ' --- |' * 13
+        'spread over classes | many / medium acc | seeds |',
+        '|' + ' --- |' * 14
     ]
     for method, group in runs.items():
         params = group[0]['params']
@@ -367,15 +368,68 @@ def summarise(runs: Dict[str, List[Dict]]) -> str:
             f'{_stat(over_training("rare_vs_rest"))} | '
             f'{_stat(final("mean_negative_cosine", "branches"))} | '
             f'{_stat(metric("attention_from_uniform"))} / '
-            f'{_stat(metric("attention_class_spread"))} | {len(group)} |')
+            f'{_stat(metric("attention_class_spread"))} | '
+            f'{_stat(metric("many_shot_acc"), 1, 1)} / '
+            f'{_stat(metric("medium_shot_acc"), 1, 1)} | {len(group)} |')
     p = PAPER
     lines.append(
         '| paper: baseline -> CSBA (abstract) | '
         f'{p["baseline_params"] / 1e6:.2f}M'
         f' -> {p["csba_params"]/1e6:.2f}M (+32.6%) | '
         f'{p["baseline_macro_f1"]} -> {p["csba_macro_f1"]} |' +
-        ' |' * 10)
+        ' |' * 11)
     return '\n'.join(lines)
+
+
+# Paired differences: per seed, CSBA against the multi-branch network of the
+# same size (the test of class-specific attention) and each branched neck
+# against the plain head.
+COMPARISONS = (('csba', 'multi-branch'), ('csba', 'plain'),
+               ('multi-branch', 'plain'))
+PAIRED = (('macro-F1 (points)', lambda r: r['metrics']['macro_f1']),
+          ('few-shot acc', lambda r: r['metrics']['few_shot_acc']),
+          ('many-shot acc', lambda r: r['metrics']['many_shot_acc']),
+          ('top-1', lambda r: r['metrics']['top1']),
+          ('rare vs rest cos (final)',
+           lambda r: r['conflict'][-1]['backbone']['rare_vs_rest']),
+          ('conflicting pairs (final)',
+           lambda r: r['conflict'][-1]['backbone']['conflict_fraction']))
+
+
+def _finite(value) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def paired_table(runs: Dict[str, List[Dict]]) -> str:
+    """Per-seed paired differences of the methods (``COMPARISONS``), mean
+    and 95% t interval over the seeds both have where the value is finite
+    (the pair count is given per cell when a seed had none)."""
+    from mmimb.utils import paired_difference
+    lines = ['| comparison | ' + ' | '.join(n for n, _ in PAIRED) + ' |',
+             '|' + ' --- |' * (len(PAIRED) + 1)]
+    for method, baseline in COMPARISONS:
+        if method not in runs or baseline not in runs:
+            continue
+        base = {r['seed']: r for r in runs[baseline]}
+        pairs = [(r, base[r['seed']]) for r in runs[method]
+                 if r['seed'] in base]
+        if not pairs:
+            continue
+        cells = []
+        for _, value in PAIRED:
+            kept = [(value(a), value(b)) for a, b in pairs
+                    if _finite(value(a)) and _finite(value(b))]
+            if not kept:
+                cells.append('n/a')
+                continue
+            cell = str(paired_difference([a for a, _ in kept],
+                                         [b for _, b in kept]))
+            if 1 < len(kept) < len(pairs):
+                cell += f' ({len(kept)} pairs)'
+            cells.append(cell)
+        lines.append(f'| {method} - {baseline} ({len(pairs)} seeds) | ' +
+                     ' | '.join(cells) + ' |')
+    return '\n'.join(lines) if len(lines) > 2 else ''
 
 
 def plot_curves(runs: Dict[str, List[Dict]], path: str) -> None:
@@ -422,6 +476,11 @@ def main(argv=None):
               f'conflict on the backbone; rare classes = the {args.rare} '
               'rarest; mean ± std over seeds.')
     text = header + '\n\n' + table + '\n'
+    paired = paired_table(runs)
+    if paired:
+        text += ('\nPaired differences per seed (mean and 95% t interval '
+                 'over seeds; accuracies and macro-F1 in points):\n\n' +
+                 paired + '\n')
     print(text)
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
