@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmimb.models import DFAHead, DynamicFocalAttention  # noqa: E402

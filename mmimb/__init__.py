@@ -17,7 +17,7 @@ from .version import __version__  # noqa: E402
 register_config_scope()
 allow_mmengine_checkpoints()
 
-from . import (analysis, datasets, engine, evaluation, models,  # noqa: E402,F401
-               registry)
+from . import (  # noqa: E402,F401
+    analysis, datasets, engine, evaluation, models, registry)
 
 __all__ = ['__version__']

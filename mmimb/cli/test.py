@@ -11,7 +11,7 @@ import argparse
 import os.path as osp
 
 from mmimb.engine.config_check import (GENERATED_DATASETS, ConfigError,
-                                      infer_scope)
+                                       infer_scope)
 from mmimb.engine.launch import (add_common_args, build_runner, load_config,
                                  run_cli)
 
@@ -46,7 +46,7 @@ def enable_visualization(cfg, args, scope: str) -> None:
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise ConfigError('--show/--show-dir need a "visualization" entry in '
-                         'default_hooks')
+                          'default_hooks')
     if cfg.test_dataloader.dataset.get('type') in GENERATED_DATASETS:
         raise ConfigError(
             '--show/--show-dir paint images read from their files, and '

@@ -6,9 +6,10 @@ task into :class:`Sample` outputs (an image and its label map) or
 :class:`Skip` notes. :func:`run_conversion` does the rest, the same way for
 every dataset:
 
-* writes ``OUT/img_dir/<split>/<name>.png`` and ``OUT/ann_dir/<split>/<name>.png``
-  atomically (a temporary ``.<name>.part`` file renamed on success), so an
-  interrupted run never leaves a half-written file;
+* writes ``OUT/img_dir/<split>/<name>.png`` and
+  ``OUT/ann_dir/<split>/<name>.png`` atomically (a temporary
+  ``.<name>.part`` file renamed on success), so an interrupted run never
+  leaves a half-written file;
 * records each finished task in ``OUT/.convert_state/<key>.json`` and, when
   run again, skips the tasks whose outputs are all there (resumption); a
   run with other options than the first refuses to mix them into ``OUT``;

@@ -60,7 +60,8 @@ class EBHISegDataset(BaseSegDataset):
             img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
 
 
-# --- Conversion from the public release (tools/dataset_converters/ebhi_seg.py).
+# --- Conversion from the public release
+# (tools/dataset_converters/ebhi_seg.py).
 
 # The split the dataset authors describe (readme.md of the release): 40 %
 # train, 40 % validation, 20 % test, drawn at random by image.

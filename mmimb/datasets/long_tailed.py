@@ -207,4 +207,3 @@ class LongTailedDataset:
         return (f'{type(self).__name__}(dataset={type(self.dataset).__name__}'
                 f', imbalance_factor={self.imbalance_factor}, seed='
                 f'{self.seed}, class_counts={counts})')
-

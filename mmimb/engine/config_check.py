@@ -17,7 +17,10 @@ from mmimb.utils.errors import ConfigError
 
 # Scopes whose registries the checks know, with the model types that reveal
 # a config's scope when ``default_scope`` is missing.
-_SCOPE_MODULES = {'mmseg': 'mmseg.registry', 'mmpretrain': 'mmpretrain.registry'}
+_SCOPE_MODULES = {
+    'mmseg': 'mmseg.registry',
+    'mmpretrain': 'mmpretrain.registry'
+}
 # Dataset types that generate their samples and have no data root.
 GENERATED_DATASETS = ('SyntheticTissueDataset', )
 # Keys of a dataset config that wrap other dataset configs.

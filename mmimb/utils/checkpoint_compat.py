@@ -1,4 +1,4 @@
-"""Let mmengine 0.10.7 resume under torch >= 2.6 without disabling safe loading.
+"""Let mmengine 0.10.7 resume under torch >= 2.6 with safe loading on.
 
 torch now loads checkpoints with ``weights_only=True``. An mmengine checkpoint
 holds numpy scalars, arrays and dtypes and the message hub's
@@ -13,7 +13,10 @@ import torch
 
 
 def _history_buffer_getstate(self) -> dict:
-    return {k: v for k, v in self.__dict__.items() if k != 'statistics_methods'}
+    return {
+        k: v
+        for k, v in self.__dict__.items() if k != 'statistics_methods'
+    }
 
 
 def checkpoint_safe_globals() -> list:

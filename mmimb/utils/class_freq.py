@@ -36,7 +36,7 @@ def read_class_stats_json(path: str) -> dict:
         raise ValueError(f'{path!r} is not valid JSON: {e}') from None
     if isinstance(data, list):
         return dict(frequencies=data)
-    if not isinstance(data, dict) or not ({'frequencies', 'counts'} & set(data)):
+    if not isinstance(data, dict) or not {'frequencies', 'counts'} & set(data):
         raise ValueError(
             f'{path!r} must hold a list of frequencies or a dict with a '
             f"'frequencies' or 'counts' list, got keys {sorted(data)[:10]}")

@@ -80,7 +80,8 @@ def main(argv=None) -> ClassStats:
                 default_scope=scope,
                 progress=True)
         except ValueError as e:
-            raise ConfigError(f'{args.split}_dataloader.dataset: {e}') from None
+            raise ConfigError(
+                f'{args.split}_dataloader.dataset: {e}') from None
     name = osp.splitext(osp.basename(args.config))[0]
     out = args.out or f'{name}_{args.split}_class_stats.json'
     print(f'{name}, {args.split} split: {stats.num_images} images, '
