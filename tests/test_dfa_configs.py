@@ -114,6 +114,10 @@ def test_recipe_settings():
             cfg['train_dataloader.sampler.type'], cfg['train_cfg.type'],
             cfg['train_cfg.max_epochs']) == (12, 'DefaultSampler',
                                              'EpochBasedTrainLoop', 35)
+    # --auto-scale-lr scales from 1 GPU x batch 12 (the accumulation, 2,
+    # stays on any number of GPUs).
+    assert (cfg['auto_scale_lr.enable'],
+            cfg['auto_scale_lr.base_batch_size']) == (False, 12)
     # validation and a checkpoint every epoch, the best by mDice kept
     assert (cfg['train_cfg.val_interval'],
             cfg['default_hooks.checkpoint.by_epoch'],

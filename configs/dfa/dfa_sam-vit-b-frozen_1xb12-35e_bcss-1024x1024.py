@@ -13,3 +13,4 @@ _base_ = ['../_base_/dfa_sampath.py', '../_base_/datasets/bcss.py']
 # The model base already has BCSS's 5 classes and init scale 0.5.
 model = dict(data_preprocessor=dict(size=_base_.crop_size))
 train_dataloader = _base_.sampath_train_loader
+auto_scale_lr = _base_.sampath_auto_scale_lr

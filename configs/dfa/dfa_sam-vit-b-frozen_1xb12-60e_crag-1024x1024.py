@@ -14,6 +14,7 @@ model = dict(
         loss_decode=dict(focal_weight=0.125, dice_weight=0.875,
                          iou_weight=0.0)))
 train_dataloader = _base_.sampath_train_loader
+auto_scale_lr = _base_.sampath_auto_scale_lr
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys=dict(dfa_delta=dict(lr_mult=100.0))))
 max_epochs = 60
