@@ -40,8 +40,9 @@ from mmimb.engine.optimizers import cpu_bf16_support  # noqa: E402
 from mmimb.utils import autograd_footprint  # noqa: E402
 
 MODELS_TO_CONFIG = {
-    'resnet32': 'configs/ccar/resnet32_cifar10-lt-if100_ce.py',
-    'dfa': 'configs/dfa/dfa_tiny_synthetic.py',
+    'resnet32': 'configs/ccar/ce_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'dfa':
+    'configs/dfa/dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py',
 }
 VARIANTS = ('fp32', 'bf16', 'bf16 + channels_last')
 

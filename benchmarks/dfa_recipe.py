@@ -1,7 +1,7 @@
 """Cost of a training step of the DFA authors' recipe (frozen SAM encoder,
 ``configs/dfa_bcss.py``) against full fine-tuning
-(``configs/dfa/dfa_bcss_full_finetune.py``), side by side in one run, at
-1024 px with a reduced ViT.
+(``configs/dfa/dfa_sam-vit-b_1xb2-20k_bcss-1024x1024.py``), side by side
+in one run, at 1024 px with a reduced ViT.
 
     python benchmarks/dfa_recipe.py [--rounds 3] [--batch 1] [--device cpu]
         [--embed-dims 192] [--depth 4] [--heads 3] [--threads N]
@@ -14,8 +14,8 @@ window 14, patch 16, 1024 px) and random weights:
   no_grad), SAM-Path's decoder layout and loss;
 - ``recipe, encoder trained``: the same model as a plain EncoderDecoder
   (only the freezing differs);
-- ``full fine-tuning``: configs/dfa/dfa_bcss_full_finetune.py (encoder
-  trained, one token per class, focal + Dice).
+- ``full fine-tuning``: configs/dfa/dfa_sam-vit-b_1xb2-20k_bcss-1024x1024.py
+  (encoder trained, one token per class, focal + Dice).
 
 Each step is ``model.train_step`` (preprocessing, forward, loss, backward,
 AdamW step, no gradient accumulation) on one random batch. Time: median of
@@ -49,7 +49,8 @@ from mmimb.utils import autograd_footprint  # noqa: E402
 VARIANTS = {
     'recipe': ('configs/dfa_bcss.py', None),
     'recipe, encoder trained': ('configs/dfa_bcss.py', 'EncoderDecoder'),
-    'full fine-tuning': ('configs/dfa/dfa_bcss_full_finetune.py', None),
+    'full fine-tuning':
+    ('configs/dfa/dfa_sam-vit-b_1xb2-20k_bcss-1024x1024.py', None),
 }
 REFERENCE = 'full fine-tuning'
 FREQ = [0.40, 0.35, 0.08, 0.08, 0.09]

@@ -5,8 +5,9 @@ inference on the same tiles, measured side by side.
         [--mpp 0.5] [--tile 512] [--overlap 64]
         [--batch-size 4] [--repeat 3] [--device cpu|cuda] [--amp]
 
-CONFIG defaults to configs/dfa/dfa_tiny_synthetic.py. A generated slide
-(tissue pieces on glass, ``--size`` pixels at ``--mpp``,
+CONFIG defaults to
+configs/dfa/dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py. A
+generated slide (tissue pieces on glass, ``--size`` pixels at ``--mpp``,
 two levels, deflate-compressed pyramidal TIFF) is segmented by the model of
 ``--config`` with random weights:
 
@@ -88,7 +89,10 @@ def timed(fn, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
-        '--config', default=str(ROOT / 'configs/dfa/dfa_tiny_synthetic.py'))
+        '--config',
+        default=str(
+            ROOT / 'configs' / 'dfa' /
+            'dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py'))
     parser.add_argument('--size', type=int, nargs=2, default=[2048, 3072],
                         metavar=('HEIGHT', 'WIDTH'))
     parser.add_argument('--mpp', type=float, default=0.5)

@@ -20,7 +20,7 @@ import mmimb  # noqa: F401
 from mmimb.datasets import SyntheticTissueDataset
 from mmimb.registry import MODELS
 
-CSBA_CONFIG = 'csba/resnet32-csba_cifar10-lt-if100_ce.py'
+CSBA_CONFIG = 'csba/csba-ce_resnet32_1xb128-200e_cifar10-lt-if100.py'
 
 
 def test_mmimb_base_resolves_and_builds(tmp_path):

@@ -19,7 +19,8 @@ from mmimb.models import CSBANeck
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools' / 'evidence'))
-CONFIG = ROOT / 'configs' / 'csba' / 'resnet32-csba_cifar10-lt-if100_ce.py'
+CONFIG = (ROOT / 'configs' / 'csba' /
+          'csba-ce_resnet32_1xb128-200e_cifar10-lt-if100.py')
 SCHEDULE = ROOT / 'configs' / '_base_' / 'schedules' / 'cifar_lt_cpu.py'
 
 

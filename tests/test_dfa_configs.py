@@ -15,6 +15,9 @@ from mmimb.cli.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs'
+# The authors' recipe on BCSS (configs/dfa_bcss.py by its full name) and
+# its variants, {algorithm}_{RECIPE}.py in configs/dfa/.
+RECIPE = 'sam-vit-b-frozen_1xb12-35e_bcss-1024x1024'
 
 
 def flat(cfg, prefix=''):
@@ -36,18 +39,18 @@ def load(name):
 
 
 @pytest.mark.parametrize('variant, changes', [
-    ('dfa_bcss_none', {'bias_mode': 'none', 'class_freq': None}),
-    ('dfa_bcss_cffa', {'bias_mode': 'fixed'}),
-    ('dfa_bcss_anchored', {'bias_mode': 'anchored'}),
-    ('dfa_bcss_hcfa', {
+    (f'dfa-none_{RECIPE}', {'bias_mode': 'none', 'class_freq': None}),
+    (f'dfa-cffa_{RECIPE}', {'bias_mode': 'fixed'}),
+    (f'dfa-anchored_{RECIPE}', {'bias_mode': 'anchored'}),
+    (f'dfa-hcfa_{RECIPE}', {
         'bias_mode': 'fixed',
         'prior': 'difficulty',
-        'class_dice': 'work_dirs/dfa_bcss_none/class_dice.json',
+        'class_dice': f'work_dirs/dfa-none_{RECIPE}/class_dice.json',
         'class_freq': None
     }),
 ])
 def test_bias_variants_change_one_field_group(variant, changes):
-    parent, child = load('dfa_bcss'), load(variant)
+    parent, child = load(f'dfa_{RECIPE}'), load(variant)
     diff = {k for k in parent.keys() | child.keys()
             if parent.get(k) != child.get(k)}
     expected = {f'model.decode_head.{k}' for k in changes}
@@ -56,7 +59,8 @@ def test_bias_variants_change_one_field_group(variant, changes):
         assert child[f'model.decode_head.{key}'] == value
 
 
-@pytest.mark.parametrize('variant', ['dfa_bcss_none', 'dfa_bcss_hcfa'])
+@pytest.mark.parametrize('variant',
+                         [f'dfa-none_{RECIPE}', f'dfa-hcfa_{RECIPE}'])
 def test_variants_without_frequency_prior_build_without_class_freq(variant):
     # class_freq='auto' would cost a counting pass over the training masks.
     from mmseg.registry import MODELS
@@ -110,6 +114,10 @@ def test_recipe_settings():
             cfg['train_dataloader.sampler.type'], cfg['train_cfg.type'],
             cfg['train_cfg.max_epochs']) == (12, 'DefaultSampler',
                                              'EpochBasedTrainLoop', 35)
+    # --auto-scale-lr scales from 1 GPU x batch 12 (the accumulation, 2,
+    # stays on any number of GPUs).
+    assert (cfg['auto_scale_lr.enable'],
+            cfg['auto_scale_lr.base_batch_size']) == (False, 12)
     # validation and a checkpoint every epoch, the best by mDice kept
     assert (cfg['train_cfg.val_interval'],
             cfg['default_hooks.checkpoint.by_epoch'],
@@ -126,7 +134,7 @@ def test_recipe_settings():
 
 
 def test_crag_recipe_and_full_finetune_variant():
-    crag = load('dfa_crag')
+    crag = load('dfa_sam-vit-b-frozen_1xb12-60e_crag-1024x1024')
     head = 'model.decode_head.'
     assert (crag[head + 'num_classes'], crag[head + 'init_scale'],
             crag[head + 'delta_penalty'],
@@ -137,18 +145,21 @@ def test_crag_recipe_and_full_finetune_variant():
     assert crag['optim_wrapper.paramwise_cfg.custom_keys.dfa_delta.'
                 'lr_mult'] == 100.0
     assert crag['train_cfg.max_epochs'] == 60
-    warmup, decay = Config.fromfile(
-        str(CONFIGS / 'dfa' / 'dfa_crag.py')).param_scheduler
+    warmup, decay = Config.fromfile(str(
+        CONFIGS / 'dfa' /
+        'dfa_sam-vit-b-frozen_1xb12-60e_crag-1024x1024.py')).param_scheduler
     assert (warmup.end, decay.milestones) == ((46 + 1) * 2, [50, 55])
-    assert load('dfa_bdsa')[head + 'init_scale'] == 0.1
-    assert load('dfa_ebhi_seg')[head + 'num_classes'] == 7
-    full = load('dfa_bcss_full_finetune')
+    assert load('dfa_sam-vit-b_1xb2-20k_bdsa-1024x1024')[
+        head + 'init_scale'] == 0.1
+    assert load('dfa_sam-vit-b_1xb8-20k_ebhi-seg-224x224')[
+        head + 'num_classes'] == 7
+    full = load('dfa_sam-vit-b_1xb2-20k_bcss-1024x1024')
     assert full['model.type'] == 'EncoderDecoder'
     assert full.get(head + 'token_layout', 'class') == 'class'
     assert [loss['type'] for loss in full[head + 'loss_decode']] == [
         'SegFocalLoss', 'SegDiceLoss'
     ]
-    reference = load('dfa_bcss_reference')
+    reference = load(f'dfa-reference-offset_{RECIPE}')
     assert reference[head + 'reference_bias_offset'] is True
 
 
@@ -183,7 +194,7 @@ def test_train_fails_clearly_without_data_or_checkpoint(tmp_path, capsys,
     assert "init_cfg.checkpoint='checkpoints/sam_vit-b_mmpretrain.pth' " \
         'does not exist' in err
     err = run_train(
-        [str(CONFIGS / 'dfa' / 'dfa_bcss_hcfa.py'), '--work-dir',
+        [str(CONFIGS / 'dfa' / f'dfa-hcfa_{RECIPE}.py'), '--work-dir',
          str(tmp_path),
          '--cfg-options', *roots,
          f'model.backbone.init_cfg.checkpoint={tmp_path}'], capsys)
@@ -226,7 +237,7 @@ def tiny_sam_options(s, checkpoint, data_root, layout='sam'):
 @pytest.mark.parametrize('config, amp', [
     ('dfa_bcss', False),
     pytest.param('dfa_bcss', True, marks=pytest.mark.slow),
-    pytest.param('dfa/dfa_bcss_full_finetune', False,
+    pytest.param('dfa/dfa_sam-vit-b_1xb2-20k_bcss-1024x1024', False,
                  marks=pytest.mark.slow),
 ])
 def test_train_starts_on_converted_bcss(tmp_path, converted_bcss,

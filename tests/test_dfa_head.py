@@ -100,8 +100,10 @@ def _sample(label):
     return sample
 
 
-@pytest.mark.parametrize('shipped', ['dfa/dfa_tiny_synthetic.py',
-                                     'dfa_bcss.py'])
+@pytest.mark.parametrize('shipped', [
+    'dfa/dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py',
+    'dfa_bcss.py'
+])
 @pytest.mark.parametrize('sharing', ['shared', 'per_layer'])
 def test_delta_parameter_group(sharing, shipped):
     # The shipped recipes' optimizer settings, on the tiny model.

@@ -2,15 +2,25 @@
 resumes) only when they were made with the sweep's own settings: a table
 must not report another configuration's, imbalance factor's or length's
 numbers under this one's heading. Records written before the settings were
-stored (legacy) are checked on what they do hold."""
+stored (legacy) are checked on what they do hold, and runs recorded before
+the configs were renamed (under the old file names) count as made with the
+renamed config."""
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENCE = ROOT / 'tools' / 'evidence'
+sys.path.insert(0, str(EVIDENCE))
+from sweep import RENAMED_CONFIGS, current_config_name  # noqa: E402
+
+# Each config's name before the rename.
+FORMER = {new: old for old, new in RENAMED_CONFIGS.items()}
+SYNTHETIC = 'dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py'
+RARE = 'dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-rare-128x128.py'
 
 
 def load(name):
@@ -86,13 +96,12 @@ def test_dfa_sweep_refuses_a_run_of_another_config_or_length(tmp_path):
     argv = ['--modes', 'none', '--seeds', '0', '--work-dir', str(work)]
     with pytest.raises(SystemExit, match='curve_points'):
         script.main(argv + ['--iters', '600', '--curve-every', '150'])
-    write(path, dict(legacy, config='configs/dfa/dfa_tiny_synthetic.py',
+    write(path, dict(legacy, config=f'configs/dfa/{SYNTHETIC}',
                      iters=300, curve_every=150, cfg_options=[]))
-    with pytest.raises(SystemExit, match='dfa_tiny_synthetic_rare'):
-        script.main(argv + [
-            '--iters', '300', '--config',
-            'configs/dfa/dfa_tiny_synthetic_rare.py'
-        ])
+    with pytest.raises(SystemExit, match=f'{SYNTHETIC}.*this sweep: '
+                       f"'configs/dfa/{RARE}'"):
+        script.main(argv + ['--iters', '300', '--config',
+                            f'configs/dfa/{RARE}'])
 
 
 def test_csba_sweep_refuses_a_tiny_run(tmp_path):
@@ -109,10 +118,13 @@ def test_csba_sweep_refuses_a_tiny_run(tmp_path):
     assert script.train_one(args, "plain", 0)["iters"] == 3000
 
 
+@pytest.mark.parametrize('former', [False, True],
+                         ids=['dump', 'dump named before the rename'])
 def test_ccar_legacy_runs_are_checked_on_their_dumped_test_subset(
-        ccar, capsys):
+        ccar, capsys, former):
     script, sweep, path = ccar
-    dump = path.parent / 'resnet32_cifar10-lt-if100_ce.py'
+    name = script.config_path('ce', 100).name
+    dump = path.parent / (FORMER[name] if former else name)
     write(path, ccar_record())  # no test_every stored
     with pytest.raises(SystemExit, match='test_every .unknown'):
         sweep()
@@ -145,8 +157,13 @@ def test_ccar_sweep_refuses_other_fp32_twins_before_training(ccar, capsys):
     assert 'kept' not in capsys.readouterr().out
 
 
-def test_dfa_legacy_runs_are_checked_on_their_dumped_config(tmp_path):
+@pytest.mark.parametrize('former', [False, True],
+                         ids=['dump', 'dump named before the rename'])
+def test_dfa_legacy_runs_are_checked_on_their_dumped_config(tmp_path,
+                                                            former):
     script = load('dfa_synthetic')
+    synthetic, rare = (FORMER[SYNTHETIC], FORMER[RARE]) if former else (
+        SYNTHETIC, RARE)
     work = tmp_path / 'work'
     path = work / 'none_seed0' / 'result.json'
     legacy = dict(mode='none', seed=0, classes=['a'],
@@ -156,12 +173,40 @@ def test_dfa_legacy_runs_are_checked_on_their_dumped_config(tmp_path):
     args = script.parse_args(['--work-dir', str(work), '--iters', '300'])
     with pytest.raises(SystemExit, match='config .unknown'):
         script.finished(args, 'none', 0)
-    (path.parent / 'dfa_tiny_synthetic_rare.py').write_text('')
-    with pytest.raises(SystemExit, match="config 'dfa_tiny_synthetic_rare"):
+    (path.parent / rare).write_text('')
+    with pytest.raises(SystemExit, match=f"config '{RARE}"):
         script.finished(args, 'none', 0)
-    (path.parent / 'dfa_tiny_synthetic_rare.py').unlink()
-    (path.parent / 'dfa_tiny_synthetic.py').write_text('')
+    (path.parent / rare).unlink()
+    (path.parent / synthetic).write_text('')
     assert script.finished(args, 'none', 0) == legacy
+
+
+def test_dfa_runs_recorded_before_the_rename_are_kept(tmp_path):
+    script = load('dfa_synthetic')
+    work = tmp_path / 'work'
+    path = work / 'none_seed0' / 'result.json'
+    result = dict(mode='none', seed=0, classes=['a'],
+                  curve=[dict(iter=150, iou=[0.5]),
+                         dict(iter=300, iou=[0.6])],
+                  config=f'configs/dfa/{FORMER[SYNTHETIC]}', iters=300,
+                  curve_every=150, cfg_options=[])
+    write(path, result)
+    args = script.parse_args(['--work-dir', str(work), '--iters', '300'])
+    assert script.finished(args, 'none', 0) == result
+    write(path, dict(result, config=f'configs/dfa/{FORMER[RARE]}'))
+    with pytest.raises(SystemExit, match=f"config 'configs/dfa/{RARE}'"):
+        script.finished(args, 'none', 0)
+
+
+def test_renamed_configs_name_configs_that_exist():
+    configs = ROOT / 'configs'
+    now = {p.name: p for p in configs.rglob('*.py')}
+    assert not set(RENAMED_CONFIGS) & set(now)
+    assert sorted(RENAMED_CONFIGS.values()) == sorted(
+        set(RENAMED_CONFIGS.values()) & set(now))
+    assert current_config_name('configs/dfa/' + FORMER[RARE]) == \
+        'configs/dfa/' + RARE
+    assert current_config_name('configs/dfa_bcss.py') == 'configs/dfa_bcss.py'
 
 
 def test_csba_sweep_refuses_another_conflict_interval(tmp_path):

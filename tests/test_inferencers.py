@@ -18,9 +18,10 @@ from toolrun import ROOT
 from mmimb.datasets import EBHISegDataset
 from mmimb.engine import resolve_config
 
-DFA_CONFIG = ROOT / 'configs' / 'dfa' / 'dfa_tiny_ebhi_seg.py'
+DFA_CONFIG = (ROOT / 'configs' / 'dfa' /
+              'dfa_mit-b0_1xb8-300it_ebhi-seg-224x224.py')
 CSBA_CONFIG = (ROOT / 'configs' / 'csba' /
-               'resnet32-csba_cifar10-lt-if100_ce.py')
+               'csba-ce_resnet32_1xb128-200e_cifar10-lt-if100.py')
 
 
 def save_checkpoint(model, dataset_meta, path):

@@ -142,7 +142,7 @@ def with_head(base, **head_changes):
 
 
 CE10 = cifar()
-STAGE1 = 'work_dirs/resnet32_cifar10-lt-if100_ce/epoch_200.pth'
+STAGE1 = 'work_dirs/ce_resnet32_1xb128-200e_cifar10-lt-if100/epoch_200.pth'
 # Kang et al. cls_crt.yaml / cls_lws.yaml: ClassAwareSampler with
 # num_samples_cls 4, cosine to 0, 10 (cRT) and 5 (LWS) epochs.
 STAGE2_SAMPLER = dict(type='ClassBalancedSampler', num_samples_cls=4)
@@ -217,7 +217,7 @@ IMAGENET_STAGE1 = \
 EXPECTED = {
     # CCAR on CIFAR-10-LT, the existing configs.
     **{
-        f'ccar/resnet32_cifar10-lt-if{imb}_{name}.py':
+        f'ccar/{name}_resnet32_1xb128-200e_cifar10-lt-if{imb}.py':
         cifar(imbalance=imb, loss=loss)
         for imb in (100, 10)
         for name, loss in (('ce', CE), ('la', LA), ('bs', BS), ('ccar', CCAR),

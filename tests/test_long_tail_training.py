@@ -156,7 +156,8 @@ def test_balms_protocol_trains_on_cifar100_lt(folders, tmp_path):
 def stage1(folders, tmp_path_factory):
     """The toy cross-entropy model the second-stage configs start from."""
     tmp_path = tmp_path_factory.mktemp('stage1')
-    cfg = tiny_config(tmp_path, 'ccar/resnet32_cifar10-lt-if100_ce.py',
+    cfg = tiny_config(tmp_path,
+                      'ccar/ce_resnet32_1xb128-200e_cifar10-lt-if100.py',
                       folders['cifar10'], epochs=2)
     train(cfg)
     path = Path(cfg.work_dir, 'epoch_2.pth')

@@ -144,8 +144,9 @@ def test_hub_reads_configs_through_the_metafiles(monkeypatch):
         return meta
 
     monkeypatch.setattr('mmengine.hub.hub._get_cfg_metainfo', spy)
-    cfg = get_config('mmimb::dfa/dfa_tiny_synthetic.py')
-    assert read == ['dfa_tiny_synthetic']
+    name = 'dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128'
+    cfg = get_config(f'mmimb::dfa/{name}.py')
+    assert read == [name]
     assert cfg.model.decode_head.type == 'DFAHead'
 
 

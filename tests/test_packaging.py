@@ -81,7 +81,7 @@ def test_wheel_install_serves_hub_lookups(wheel, tmp_path):
         assert Path(get_installed_path({LOCATOR_MODULE!r})) == package
         mim = package / '.mim'
         assert not (mim / 'configs').is_symlink()
-        name = 'csba/resnet32-csba_cifar10-lt-if100_ce.py'
+        name = 'csba/csba-ce_resnet32_1xb128-200e_cifar10-lt-if100.py'
         cfg = get_config('mmimb::' + name)
         assert Path(cfg.filename) == mim / 'configs' / name, cfg.filename
         model = get_model('mmimb::' + name)

@@ -1,5 +1,6 @@
-# As resnet32_cifar10-lt-if100_ce.py, on the official binary release
-# (data/cifar10/cifar-10-batches-py): LDAM-DRW's exact training images.
+# As ce_resnet32_1xb128-200e_cifar10-lt-if100.py, on the official binary
+# release (data/cifar10/cifar-10-batches-py): LDAM-DRW's exact training
+# images.
 # Any CIFAR-10-LT config switches the same way, by this dataset base.
 _base_ = [
     '../_base_/models/cifar_resnet32.py',

@@ -3,7 +3,7 @@
 # mean over the batch (their tf.losses.softmax_cross_entropy), on the
 # cross-entropy config. Our reading: LDAM-DRW's 200-epoch schedule and
 # network instead of Cui et al.'s TensorFlow ResNet-32 protocol.
-_base_ = ['../ccar/resnet32_cifar10-lt-if100_ce.py']
+_base_ = ['../ccar/ce_resnet32_1xb128-200e_cifar10-lt-if100.py']
 model = dict(
     head=dict(
         loss=dict(

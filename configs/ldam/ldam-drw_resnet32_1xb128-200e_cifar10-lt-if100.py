@@ -2,7 +2,8 @@
 # _base_/models/ldam_drw.py on the cross-entropy config, whose 200-epoch
 # schedule is LDAM-DRW's.
 _base_ = [
-    '../ccar/resnet32_cifar10-lt-if100_ce.py', '../_base_/models/ldam_drw.py'
+    '../ccar/ce_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    '../_base_/models/ldam_drw.py'
 ]
 model = dict(
     head=dict(

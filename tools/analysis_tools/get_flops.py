@@ -8,8 +8,9 @@ and the overhead over a baseline config.
 Example (the CSBA overhead on CIFAR ResNet-32, docs/csba.md):
 
     python tools/analysis_tools/get_flops.py \
-        configs/csba/resnet32-csba_cifar10-lt-if100_ce.py --shape 32 \
-        --baseline configs/csba/resnet32-plain_cifar10-lt-if100_ce.py
+        configs/csba/csba-ce_resnet32_1xb128-200e_cifar10-lt-if100.py \
+        --shape 32 --baseline \
+        configs/csba/plain-ce_resnet32_1xb128-200e_cifar10-lt-if100.py
 
 FLOPs follow mmengine.analysis: one multiply-add is one FLOP, for one image;
 operators without a formula (softmax, pooling, ...) count as zero and are

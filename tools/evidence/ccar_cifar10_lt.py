@@ -7,8 +7,8 @@ CIFAR-10-LT (JPEG folders), several seeds each, on the CPU.
         [--imbalance-factor 100] [--iters N] [--fp32] [--threads N]
         [--jobs N] [--out results.md]
 
-Each (method, seed) trains ``configs/ccar/resnet32_cifar10-lt-if{IF}_
-{method}.py`` with the short CPU schedule
+Each (method, seed) trains ``configs/ccar/{method}_resnet32_1xb128-200e_
+cifar10-lt-if{IF}.py`` with the short CPU schedule
 ``configs/_base_/schedules/cifar_lt_cpu.py`` applied on top (bf16 and
 channels-last; ``--fp32`` trains in fp32, in work dirs of their own, for the
 precision parity check), in its own process, then evaluates on the full
@@ -37,6 +37,7 @@ import math
 import os
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import List
 
@@ -45,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # this script.
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from sweep import Run, add_sweep_args, apply_schedule  # noqa: E402
-from sweep import check_reuse, run_all, sweep_env  # noqa: E402
+from sweep import check_reuse, current_config_name  # noqa: E402
+from sweep import run_all, sweep_env  # noqa: E402
 METHODS = ('ce', 'la', 'bs', 'ccar', 'ccar-la', 'ccar-bs', 'ccar-fmax')
 LABELS = {
     'ce': 'CE',
@@ -68,12 +70,13 @@ COLUMNS = (('top1', 'top-1'), ('balanced_accuracy', 'balanced acc.'),
            ('macro_f1', 'macro-F1'), ('many_shot_acc', 'many'),
            ('medium_shot_acc', 'medium'), ('few_shot_acc', 'few'))
 SCHEDULE = ROOT / 'configs' / '_base_' / 'schedules' / 'cifar_lt_cpu.py'
+CONFIG_NAME = '{method}_resnet32_1xb128-200e_cifar10-lt-if{imbalance}.py'
 FP32_SUFFIX = '-fp32'
 
 
 def config_path(method: str, imbalance_factor: int) -> Path:
-    return (ROOT / 'configs' / 'ccar' /
-            f'resnet32_cifar10-lt-if{imbalance_factor}_{method}.py')
+    return ROOT / 'configs' / 'ccar' / CONFIG_NAME.format(
+        method=method, imbalance=imbalance_factor)
 
 
 def run_dir(work_dir: Path, method: str, seed: int,
@@ -309,7 +312,12 @@ def dumped_test_every(path: Path, record: dict):
         folder = run_dir(folder.parent.parent, record['reused_from'],
                          record['seed'],
                          folder.parent.name.endswith(FP32_SUFFIX))
-    dumps = sorted(folder.glob('resnet32_cifar10-lt-if*.py'))
+    # The runner dumps the config under its file name, which may be the one
+    # it had before the rename (sweep.RENAMED_CONFIGS).
+    dumps = sorted(
+        p for p in folder.glob('*.py') if fnmatch(
+            current_config_name(p.name),
+            CONFIG_NAME.format(method='*', imbalance='*')))
     if not dumps:
         return None
     indices = Config.fromfile(str(dumps[-1])).test_dataloader.dataset.get(

@@ -8,8 +8,8 @@ CSBA, several seeds, one table.
         [--imbalance 100] [--iters N] [--conflict-interval 50]
         [--probe-per-class 16] [--threads 1] [--tiny]
 
-Each run trains ``configs/csba/resnet32-<method>_cifar10-lt-if<IF>_<ce|
-ccar>.py`` with the short CPU schedule ``configs/_base_/schedules/
+Each run trains ``configs/csba/<method>-<ce|ccar>_resnet32_1xb128-200e_
+cifar10-lt-if<IF>.py`` with the short CPU schedule ``configs/_base_/schedules/
 cifar_lt_cpu.py`` on top (the one the CCAR evidence uses), with the run's
 seed, on one thread. During training, every ``--conflict-interval``
 iterations (and before the first), the Gradient Conflict Matrix
@@ -120,8 +120,8 @@ def parse_args(argv=None):
 
 
 def config_path(method: str, ccar: bool, imbalance: int) -> str:
-    name = f'resnet32-{method}_cifar10-lt-if{imbalance}_' \
-        f'{"ccar" if ccar else "ce"}.py'
+    name = f'{method}-{"ccar" if ccar else "ce"}_resnet32_1xb128-200e_' \
+        f'cifar10-lt-if{imbalance}.py'
     return osp.join(ROOT, 'configs', 'csba', name)
 
 

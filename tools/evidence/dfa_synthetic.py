@@ -2,7 +2,8 @@
 difficulty or frequency?
 
     python tools/evidence/dfa_synthetic.py
-        [--config configs/dfa/dfa_tiny_synthetic.py]
+        [--config
+         configs/dfa/dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py]
         [--modes none fixed learned anchored] [--seeds 0 1 2 3 4]
         [--iters 1200] [--curve-every 150] [--threads N] [--jobs N]
         [--work-dir work_dirs/evidence/dfa_synthetic] [--cfg-options ...]
@@ -29,8 +30,8 @@ does). It prints (and writes to WORK_DIR/summary.md and summary.json):
 
 Finished runs are reused, so an interrupted sweep continues where it
 stopped. The EBHI-Seg comparison is the same command with
-``--config configs/dfa/dfa_tiny_ebhi_seg.py`` (and the data roots through
-``--cfg-options``).
+``--config configs/dfa/dfa_mit-b0_1xb8-300it_ebhi-seg-224x224.py`` (and the
+data roots through ``--cfg-options``).
 """
 import argparse
 import json
@@ -45,8 +46,8 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path[:0] = [ROOT, osp.dirname(osp.abspath(__file__))]
 
-from sweep import (Run, add_sweep_args, check_reuse, run_all,  # noqa: E402
-                   sweep_env)
+from sweep import (Run, add_sweep_args, check_reuse,  # noqa: E402
+                   current_config_name, run_all, sweep_env)
 
 MODES = ('none', 'fixed', 'learned', 'anchored')
 RARE = 0.1
@@ -162,10 +163,15 @@ def finished(args, mode: str, seed: int) -> Optional[dict]:
     with open(path) as f:
         result = json.load(f)
     record = dict(result, curve_points=[c['iter'] for c in result['curve']])
-    if 'config' not in result:
+    # Runs recorded before the configs were renamed name the old file
+    # (sweep.RENAMED_CONFIGS): the same config.
+    if 'config' in result:
+        record['config'] = current_config_name(result['config'])
+    else:
         # The runner dumped the config it trained beside the result, under
         # the config's file name.
-        dumps = sorted(f for f in os.listdir(osp.dirname(path))
+        dumps = sorted(current_config_name(f)
+                       for f in os.listdir(osp.dirname(path))
                        if f.endswith('.py'))
         record['config'] = args.config \
             if osp.basename(args.config) in dumps else \
@@ -355,7 +361,9 @@ def summarise(results: Dict[str, List[dict]], stats: dict) -> str:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
-        '--config', default='configs/dfa/dfa_tiny_synthetic.py')
+        '--config',
+        default='configs/dfa/'
+        'dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py')
     parser.add_argument('--modes', nargs='+', default=list(MODES),
                         choices=MODES)
     parser.add_argument('--seeds', nargs='+', type=int,

@@ -105,6 +105,103 @@ def apply_schedule(cfg, schedule: str) -> None:
     cfg.custom_hooks = hooks
 
 
+# Config files as they were named before they took OpenMMLab's convention
+# (``{algorithm}_{backbone}_{GPUs}xb{batch}-{schedule}_{dataset}[-{crop}]``),
+# each with its name now: the same config under another name. Runs
+# recorded before the rename name the old file (in their record, or as the
+# config dump mmengine writes beside them), so the sweeps compare names
+# through :func:`current_config_name` and keep those runs.
+RENAMED_CONFIGS = {
+    'resnet32_cifar10-lt-if10_bs.py':
+    'bs_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32_cifar10-lt-if10_ccar-bs.py':
+    'ccar-bs_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32_cifar10-lt-if10_ccar-fmax.py':
+    'ccar-fmax_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32_cifar10-lt-if10_ccar-la.py':
+    'ccar-la_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32_cifar10-lt-if10_ccar.py':
+    'ccar_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32_cifar10-lt-if10_ce.py':
+    'ce_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32_cifar10-lt-if10_la.py':
+    'la_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32-csba_cifar10-lt-if10_ccar.py':
+    'csba-ccar_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32-csba_cifar10-lt-if10_ce.py':
+    'csba-ce_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32-multi-branch_cifar10-lt-if10_ccar.py':
+    'multi-branch-ccar_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32-multi-branch_cifar10-lt-if10_ce.py':
+    'multi-branch-ce_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32-plain_cifar10-lt-if10_ccar.py':
+    'plain-ccar_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32-plain_cifar10-lt-if10_ce.py':
+    'plain-ce_resnet32_1xb128-200e_cifar10-lt-if10.py',
+    'resnet32_cifar10-lt-if100_bs.py':
+    'bs_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32_cifar10-lt-if100_ccar-bs.py':
+    'ccar-bs_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32_cifar10-lt-if100_ccar-fmax.py':
+    'ccar-fmax_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32_cifar10-lt-if100_ccar-la.py':
+    'ccar-la_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32_cifar10-lt-if100_ccar.py':
+    'ccar_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32_cifar10-lt-if100_ce.py':
+    'ce_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32_cifar10-lt-if100_la.py':
+    'la_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32-csba_cifar10-lt-if100_ccar.py':
+    'csba-ccar_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32-csba_cifar10-lt-if100_ce.py':
+    'csba-ce_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32-multi-branch_cifar10-lt-if100_ccar.py':
+    'multi-branch-ccar_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32-multi-branch_cifar10-lt-if100_ce.py':
+    'multi-branch-ce_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32-plain_cifar10-lt-if100_ccar.py':
+    'plain-ccar_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'resnet32-plain_cifar10-lt-if100_ce.py':
+    'plain-ce_resnet32_1xb128-200e_cifar10-lt-if100.py',
+    'dfa_bcss_anchored.py':
+    'dfa-anchored_sam-vit-b-frozen_1xb12-35e_bcss-1024x1024.py',
+    'dfa_bcss_cffa.py':
+    'dfa-cffa_sam-vit-b-frozen_1xb12-35e_bcss-1024x1024.py',
+    'dfa_bcss_hcfa.py':
+    'dfa-hcfa_sam-vit-b-frozen_1xb12-35e_bcss-1024x1024.py',
+    'dfa_bcss_none.py':
+    'dfa-none_sam-vit-b-frozen_1xb12-35e_bcss-1024x1024.py',
+    'dfa_bcss_reference.py':
+    'dfa-reference-offset_sam-vit-b-frozen_1xb12-35e_bcss-1024x1024.py',
+    'dfa_bcss_full_finetune.py':
+    'dfa_sam-vit-b_1xb2-20k_bcss-1024x1024.py',
+    'dfa_bdsa.py':
+    'dfa_sam-vit-b_1xb2-20k_bdsa-1024x1024.py',
+    'dfa_crag.py':
+    'dfa_sam-vit-b-frozen_1xb12-60e_crag-1024x1024.py',
+    'dfa_ebhi_seg.py':
+    'dfa_sam-vit-b_1xb8-20k_ebhi-seg-224x224.py',
+    'dfa_synthetic_tissue.py':
+    'dfa_sam-vit-b_1xb8-20k_synthetic-tissue-256x256.py',
+    'dfa_tiny_ebhi_seg.py':
+    'dfa_mit-b0_1xb8-300it_ebhi-seg-224x224.py',
+    'dfa_tiny_synthetic.py':
+    'dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py',
+    'dfa_tiny_synthetic_rare.py':
+    'dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-rare-128x128.py',
+    'dfa_tiny_synthetic_balanced.py':
+    'dfa-none_mit-b0_1xb8-3600it_synthetic-tissue-crossed-balanced-128x128.py',
+}
+
+
+def current_config_name(name: str) -> str:
+    """``name`` (a config path or file name) with a file name from before
+    the rename (:data:`RENAMED_CONFIGS`) replaced by its name now."""
+    folder, base = os.path.split(name)
+    return os.path.join(folder, RENAMED_CONFIGS.get(base, base))
+
+
 def check_reuse(path: str, record: dict, expected: dict) -> None:
     """Stop the sweep if the finished run at ``path`` was made with other
     settings than ``expected``: its numbers would be tabled under this

@@ -15,19 +15,21 @@ Parts (docs/gpu_pack.md says what each measures and what it is compared
 with):
 
 1. ``cifar``: ResNet-32 on CIFAR-10-LT IF100 with the 200-epoch LDAM
-   protocol, ``configs/ccar/resnet32_cifar10-lt-if100_{METHOD}.py`` with
-   their dataset base swapped for ``cifar10_lt_if100_bank.py`` (the data
-   decoded once and kept on the GPU, crop and flip there), all runs side by
-   side as processes on the one GPU, after a short profile of one run alone
-   that says where an iteration's time goes.
+   protocol, ``configs/ccar/{METHOD}_resnet32_1xb128-200e_cifar10-lt-if100.py``
+   with their dataset base swapped for ``cifar10_lt_if100_bank.py`` (the
+   data decoded once and kept on the GPU, crop and flip there), all runs
+   side by side as processes on the one GPU, after a short profile of one
+   run alone that says where an iteration's time goes.
 2. ``dfa-synthetic``: ``tools/evidence/dfa_synthetic.py`` (the calibrated
-   benchmark configs/dfa/dfa_tiny_synthetic.py), all four bias modes, its
-   runs side by side.
+   benchmark
+   configs/dfa/dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py),
+   all four bias modes, its runs side by side.
 3. ``dfa-paper``: the DFA paper path at 1024 px (``--paper-configs``,
    default configs/dfa_bcss.py and, where the checkout has it,
-   configs/dfa/dfa_bcss_full_finetune.py) with random SAM ViT-B weights on
-   generated tiles in the BCSS layout, with ``--amp``: iterations per
-   second, peak memory, the loss, and how many parameters the run changed.
+   configs/dfa/dfa_sam-vit-b_1xb2-20k_bcss-1024x1024.py) with random SAM
+   ViT-B weights on generated tiles in the BCSS layout, with ``--amp``:
+   iterations per second, peak memory, the loss, and how many parameters
+   the run changed.
 4. ``micro``: benchmarks/dfa_attention.py, ccar_loss.py and
    gradient_conflict.py with ``--device cuda``.
 
@@ -80,7 +82,7 @@ CIFAR_LABELS = {'ce': 'CE', 'la': 'LA (tau = 1)', 'bs': 'Balanced Softmax',
 # that favours the tail.
 PUBLISHED = {'ce': '70.4 (200 ep.)', 'la': '77.7 (1241 ep.); LDAM-DRW '
              '77.0 (200 ep.)', 'bs': 'as LA (same loss, tau = 1)'}
-METHOD_CONFIG = 'configs/ccar/resnet32_cifar10-lt-if100_{}.py'
+METHOD_CONFIG = 'configs/ccar/{}_resnet32_1xb128-200e_cifar10-lt-if100.py'
 PLAIN_BASE = 'configs/_base_/datasets/cifar10_lt_if100.py'
 BANK_BASE = 'configs/_base_/datasets/cifar10_lt_if100_bank.py'
 CIFAR_ARCHIVES = ('.gpu/carry/cifar10-jpg.tar.gz',
@@ -92,7 +94,7 @@ DFA_MODES = ('none', 'fixed', 'learned', 'anchored')
 # where the checkout has one. The pack reads no recipe from them: each row
 # reports what its run trained (the parameters that changed).
 PAPER_CONFIGS = ('configs/dfa_bcss.py',
-                 'configs/dfa/dfa_bcss_full_finetune.py')
+                 'configs/dfa/dfa_sam-vit-b_1xb2-20k_bcss-1024x1024.py')
 # BCSS's 5 classes in its label order, each with about its pixel frequency
 # in BCSS (docs/datasets.md) and the look of the tissue generator's default
 # class nearest to it, all easy (difficulty 0).

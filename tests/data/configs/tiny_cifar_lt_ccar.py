@@ -1,6 +1,8 @@
 # The CCAR CIFAR-10-LT config shrunk for tests: ResNet-8, a few iterations
 # on a folder-per-class fixture (data roots set by the test).
-_base_ = ['../../../configs/ccar/resnet32_cifar10-lt-if100_ccar.py']
+_base_ = [
+    '../../../configs/ccar/ccar_resnet32_1xb128-200e_cifar10-lt-if100.py'
+]
 model = dict(backbone=dict(depth=8))
 loader = dict(num_workers=0, persistent_workers=False)
 train_dataloader = dict(

@@ -1,0 +1,4 @@
+# As ce_resnet32_1xb128-200e_cifar10-lt-if100.py, on CIFAR-10-LT with
+# imbalance factor 10.
+_base_ = ['./ce_resnet32_1xb128-200e_cifar10-lt-if100.py']
+train_dataloader = dict(dataset=dict(imbalance_factor=10))

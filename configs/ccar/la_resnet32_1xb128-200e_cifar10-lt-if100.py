@@ -1,0 +1,9 @@
+# Logit-adjusted cross-entropy (Menon et al. 2021), tau = 1.
+_base_ = ['./ce_resnet32_1xb128-200e_cifar10-lt-if100.py']
+model = dict(
+    head=dict(
+        loss=dict(
+            _delete_=True,
+            type='LogitAdjustedLoss',
+            class_freq='auto',
+            tau=1.0)))

@@ -1,9 +1,0 @@
-# Logit-adjusted cross-entropy (Menon et al. 2021), tau = 1.
-_base_ = ['./resnet32_cifar10-lt-if100_ce.py']
-model = dict(
-    head=dict(
-        loss=dict(
-            _delete_=True,
-            type='LogitAdjustedLoss',
-            class_freq='auto',
-            tau=1.0)))

@@ -1,3 +1,0 @@
-# As resnet32_cifar10-lt-if100_ccar-bs.py, on CIFAR-10-LT with imbalance factor 10.
-_base_ = ['./resnet32_cifar10-lt-if100_ccar-bs.py']
-train_dataloader = dict(dataset=dict(imbalance_factor=10))

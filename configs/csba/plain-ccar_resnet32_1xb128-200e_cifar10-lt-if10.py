@@ -1,0 +1,3 @@
+# The plain head (global pooling + linear) of the CSBA comparison: the
+# CCAR configs' ResNet-32 on CIFAR-10-LT IF10, unchanged.
+_base_ = ['../ccar/ccar_resnet32_1xb128-200e_cifar10-lt-if10.py']

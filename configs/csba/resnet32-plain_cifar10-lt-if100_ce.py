@@ -1,3 +1,0 @@
-# The plain head (global pooling + linear) of the CSBA comparison: the
-# CCAR configs' ResNet-32 on CIFAR-10-LT IF100, unchanged.
-_base_ = ['../ccar/resnet32_cifar10-lt-if100_ce.py']
