@@ -63,6 +63,7 @@ def test_bias_variants_change_one_field_group(variant, changes):
                          [f'dfa-none_{RECIPE}', f'dfa-hcfa_{RECIPE}'])
 def test_variants_without_frequency_prior_build_without_class_freq(variant):
     # class_freq='auto' would cost a counting pass over the training masks.
+    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
     head = Config.fromfile(str(CONFIGS / 'dfa' / f'{variant}.py')).model
     head = head.decode_head
@@ -70,7 +71,9 @@ def test_variants_without_frequency_prior_build_without_class_freq(variant):
     head.class_dice = [0.9, 0.5, 0.7, 0.3, 0.6]
     head.update(in_channels=32, channels=32, feedforward_channels=64,
                 num_heads=2)
-    built = MODELS.build(head)
+    # In mmseg's scope whatever scope an earlier test left as the default.
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        built = MODELS.build(head)
     assert built.num_classes == 5
 
 
