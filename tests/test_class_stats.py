@@ -249,7 +249,7 @@ def test_json_is_read_by_load_class_freq(converted_bcss, tmp_path, cache):
 
 
 def test_runner_resolves_auto_from_the_training_set(tiny_seg_config,
-                                                     monkeypatch, tmp_path):
+                                                    monkeypatch, tmp_path):
     monkeypatch.setenv('MMIMB_CACHE_DIR', str(tmp_path / 'cache'))
     cfg = Config.fromfile(str(tiny_seg_config))
     cfg.model.decode_head.class_freq = 'auto'

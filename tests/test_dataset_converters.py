@@ -252,7 +252,7 @@ def test_ebhi_split_is_stratified_seeded_and_disjoint(tmp_path,
 
 
 def test_ebhi_case_in_two_categories_gets_one_split(tmp_path,
-                                                   dataset_fixtures):
+                                                    dataset_fixtures):
     counts = {c: 10 for c in EBHI_CATEGORIES}
     release = dataset_fixtures.write_ebhi_release(tmp_path, counts=counts)
     shared = dataset_fixtures.ebhi_stem(dataset_fixtures.EBHI_SHARED_CASE[0],
@@ -375,7 +375,7 @@ def test_rerun_after_sources_changed_moves_images_between_splits(
 
 
 def test_other_options_into_same_folder_are_refused(tmp_path,
-                                                     dataset_fixtures):
+                                                    dataset_fixtures):
     release = dataset_fixtures.write_crag_release(tmp_path)
     convert_crag(str(release), str(tmp_path / 'out'), progress=False)
     with pytest.raises(ConversionError, match='val_count'):

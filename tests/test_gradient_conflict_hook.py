@@ -118,11 +118,14 @@ def test_fixed_probe_bit_identical_and_reused(cls_baseline, image_folder,
 
 
 def test_balanced_probe_holds_every_class(cls_baseline, image_folder,
-                                         tmp_path):
+                                          tmp_path):
     runner = train(
         cls_config(image_folder), tmp_path,
-        dict(type='GradientConflictHook', interval=3, probe='balanced',
-             samples_per_class=3, save_heatmaps=False,
+        dict(type='GradientConflictHook',
+             interval=3,
+             probe='balanced',
+             samples_per_class=3,
+             save_heatmaps=False,
              norm_stats='running'))
     assert_same_weights(cls_baseline, runner)
     for iteration in (0, 3):

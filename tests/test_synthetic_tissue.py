@@ -75,7 +75,7 @@ def test_rare_class_can_be_common_class_hard():
     img, label = generator(0)
     means = [img[label == k].reshape(-1, 3).mean(0) for k in range(3)]
     assert np.abs(means[1] - means[0]).sum() < np.abs(means[2] -
-                                                        means[0]).sum()
+                                                      means[0]).sum()
     freq = pixel_frequencies(generator, 100)
     assert freq[2] < 0.1 < freq[1]
 

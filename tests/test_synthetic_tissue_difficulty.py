@@ -102,8 +102,7 @@ def test_crossed_benchmark_has_its_documented_difficulties(name):
     if 'balanced' in name:
         assert len(set(np.round(generator.freq, 6))) == 1
     else:
-        for common, rare in (('stroma', 'lymphocytes'), ('tumor',
-                                                          'necrosis'),
+        for common, rare in (('stroma', 'lymphocytes'), ('tumor', 'necrosis'),
                              ('fat', 'mucin')):
             assert freq[common] >= 0.2 and freq[rare] <= 0.06
     if 'rare' in name:
