@@ -91,7 +91,7 @@ def parse_args(argv=None):
                         choices=(10, 100))
     parser.add_argument('--iters', type=int,
                         help='training iterations; default: those of the '
-                        'CPU schedule (1000)')
+                        'CPU schedule (3000)')
     parser.add_argument(
         '--schedule', default=osp.join(ROOT, 'configs', '_base_',
                                        'schedules', 'cifar_lt_cpu.py'),
