@@ -36,6 +36,9 @@ def _load_module(path: Path, name: str):
     import importlib.util
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    # Registered, so that pickle finds the module's functions by name when
+    # a script hands them to worker processes (multiprocessing.Pool).
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

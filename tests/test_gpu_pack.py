@@ -1,7 +1,8 @@
 """The GPU reproduction pack (tools/repro/gpu_pack.py) on the CPU: its
 config swap against a config written on the device-side base, its process
-runner's budget, its projection, its errors, and smoke runs (one part in
-the default suite, all four slow)."""
+runner's budget, its projection, its errors, and smoke runs: every part in
+the default suite (the CIFAR part with one method), all five CIFAR methods
+in a slow test."""
 import json
 import math
 import sys
@@ -196,6 +197,17 @@ def check_report(out: Path, parts) -> dict:
     return results
 
 
+PARTS_AFTER_CIFAR = ('dfa-synthetic', 'dfa-paper', 'micro')
+
+
+def check_parts_after_cifar(pack, parts: dict) -> None:
+    assert set(parts['dfa-synthetic']['modes']) == set(pack.DFA_MODES)
+    for variant in parts['dfa-paper']['variants'].values():
+        assert variant['loss_finite'] and variant['iterations'] > 0
+    for name, bench in parts['micro'].items():
+        assert bench['status']['status'] == 'ok', (name, bench['output'])
+
+
 def test_smoke_cifar_part(pack, tmp_path):
     out = tmp_path / 'out'
     pack.main(['--out', str(out), '--smoke', '--parts', 'cifar',
@@ -209,6 +221,17 @@ def test_smoke_cifar_part(pack, tmp_path):
     assert cifar['profile']['train_step_ms'] > 0
 
 
+def test_smoke_parts_after_cifar(pack, tmp_path):
+    parts = PARTS_AFTER_CIFAR
+    assert ('cifar', *parts) == tuple(pack.PARTS)
+    out = tmp_path / 'out'
+    pack.main(['--out', str(out), '--smoke', '--parts', *parts,
+               '--work-dir', str(tmp_path / 'work')])
+    results = check_report(out, parts)
+    check_parts_after_cifar(
+        pack, {k: v['result'] for k, v in results['parts'].items()})
+
+
 @pytest.mark.slow
 def test_smoke_all_parts(pack, tmp_path):
     out = tmp_path / 'out'
@@ -217,8 +240,4 @@ def test_smoke_all_parts(pack, tmp_path):
     results = check_report(out, pack.PARTS)
     parts = {k: v['result'] for k, v in results['parts'].items()}
     assert len(parts['cifar']['runs']) == len(pack.CIFAR_METHODS)
-    assert set(parts['dfa-synthetic']['modes']) == set(pack.DFA_MODES)
-    for variant in parts['dfa-paper']['variants'].values():
-        assert variant['loss_finite'] and variant['iterations'] > 0
-    for name, bench in parts['micro'].items():
-        assert bench['status']['status'] == 'ok', (name, bench['output'])
+    check_parts_after_cifar(pack, parts)
