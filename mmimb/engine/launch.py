@@ -10,6 +10,7 @@ import logging
 import os
 import os.path as osp
 import sys
+from typing import Any, Optional, Tuple
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
@@ -143,6 +144,53 @@ def build_runner(cfg: Config, mode: str):
     init_default_scope(cfg.default_scope)
     cfg.setdefault('runner_type', 'MMImbRunner')
     return RUNNERS.build(cfg)
+
+
+def load_checkpoint_and_loader(config: str,
+                               checkpoint: str,
+                               split: str = 'train',
+                               seed: int = 0,
+                               cfg_options: Optional[dict] = None,
+                               device: str = 'cpu') -> Tuple[Any, Any]:
+    """The model of ``config`` with the weights of ``checkpoint``, and the
+    config's dataloader of ``split``, for tools that analyse a checkpoint.
+
+    Args:
+        config (str): Config file.
+        checkpoint (str): Checkpoint file.
+        split (str): ``'train'``, ``'val'`` or ``'test'``.
+        seed (int): Seed of the dataloader's sampler.
+        cfg_options (dict, optional): Settings merged into the config.
+        device (str): Device of the model.
+
+    Returns:
+        tuple: ``(model, dataloader)``.
+
+    Raises:
+        ConfigError: If a file does not exist, the config has no dataloader
+            of ``split`` or fails its checks.
+    """
+    from mmengine.registry import MODELS
+    from mmengine.runner import Runner, load_checkpoint
+
+    from .runner import resolve_config
+    if not osp.isfile(checkpoint):
+        raise ConfigError(f'checkpoint {checkpoint!r} does not exist')
+    cfg = load_config(
+        config,
+        argparse.Namespace(local_rank=0, launcher='none', work_dir=None,
+                           threads=None, cfg_options=cfg_options))
+    loader_key = f'{split}_dataloader'
+    if not cfg.get(loader_key):
+        raise ConfigError(f'the config has no {loader_key} for --split '
+                          f'{split}')
+    init_default_scope(check_config(cfg,
+                                    'train' if split != 'test' else 'test'))
+    cfg = resolve_config(cfg)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu')
+    model.to(device)
+    return model, Runner.build_dataloader(cfg[loader_key], seed=seed)
 
 
 def run_cli(main) -> None:

@@ -18,21 +18,17 @@ the summary.
 """
 import argparse
 import os.path as osp
-from argparse import Namespace
 from itertools import islice
 
 import torch
 from mmengine.config import DictAction
-from mmengine.registry import MODELS, init_default_scope
-from mmengine.runner import Runner, load_checkpoint
 
 from mmimb.analysis import conflict_matrix
 from mmimb.analysis.class_gradients import MODES, NORM_STATS
 from mmimb.analysis.plot import load_results, plot_heatmap, plot_layers
-from mmimb.engine import check_config, load_config, resolve_config
 from mmimb.engine.config_check import ConfigError
 from mmimb.engine.gradient_probe import ProbeLoss, class_names
-from mmimb.engine.launch import run_cli
+from mmimb.engine.launch import load_checkpoint_and_loader, run_cli
 
 
 def parse_args(argv=None):
@@ -76,23 +72,9 @@ def main(argv=None):
     if args.num_batches < 1:
         raise ConfigError(f'--num-batches={args.num_batches}; expected a '
                           'positive number')
-    if not osp.isfile(args.checkpoint):
-        raise ConfigError(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = load_config(
-        args.config,
-        Namespace(local_rank=0, launcher='none', work_dir=None,
-                  threads=None, cfg_options=args.cfg_options))
-    loader_key = f'{args.split}_dataloader'
-    if not cfg.get(loader_key):
-        raise ConfigError(f'the config has no {loader_key} for --split '
-                          f'{args.split}')
-    scope = check_config(cfg, 'train' if args.split != 'test' else 'test')
-    init_default_scope(scope)
-    cfg = resolve_config(cfg)
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.to(args.device)
-    loader = Runner.build_dataloader(cfg[loader_key], seed=args.seed)
+    model, loader = load_checkpoint_and_loader(
+        args.config, args.checkpoint, args.split, args.seed,
+        args.cfg_options, args.device)
     names = class_names(loader.dataset)
 
     batches = list(islice(loader, args.num_batches))
