@@ -3,7 +3,7 @@ side by side in one run, for ResNet-32 on CIFAR (batch 128) and the CPU DFA
 config (SegFormer-B0 + DFA head, batch 8, 128 px).
 
     python benchmarks/cpu_training.py [--models resnet32 dfa] [--rounds 8]
-        [--warmup 3] [--threads N]
+        [--warmup 3] [--threads N] [--compile]
 
 Each variant is a copy of the same model, trained through the real
 ``model.train_step`` (data preprocessing, forward, loss, backward, optimizer
@@ -14,7 +14,19 @@ change of machine load hits all of them alike; the table gives the median
 step time, its ratio to fp32, and the activation memory (bytes autograd
 saves for the backward pass, :func:`mmimb.utils.autograd_footprint`). The
 first bf16 + channels-last steps are slow while oneDNN builds its kernels:
-``--warmup`` steps per variant are not timed.
+``--warmup`` steps per variant are not timed. ``--compile`` adds fp32 and
+bf16 + channels-last with ``train_step`` compiled by ``torch.compile``, as
+mmengine's runner does for ``compile = True`` in a config; the table gives
+the time of their first ``--warmup`` steps, the compilation's (their
+activation memory is not measured: the compiled graph saves what it
+chooses).
+
+A first table gives the CPU's own bf16 gain on arithmetic: a large matrix
+product in fp32 and in bf16, timed the same way. A training step gains
+about what its arithmetic and memory traffic gain (bf16 halves both the
+bytes and, with AVX512-BF16's dot products, the instructions), so a target
+well above this ratio asks for other hardware (AMX's tile units), not other
+software.
 """
 import argparse
 import copy
@@ -45,6 +57,7 @@ MODELS_TO_CONFIG = {
     'configs/dfa/dfa_mit-b0_1xb8-300it_synthetic-tissue-crossed-128x128.py',
 }
 VARIANTS = ('fp32', 'bf16', 'bf16 + channels_last')
+COMPILED = ('fp32 + compile', 'bf16 + channels_last + compile')
 
 
 def cifar_batch(batch_size: int) -> dict:
@@ -77,6 +90,9 @@ def build(name: str):
 
 def variant(model, optimizer_cfg: dict, kind: str):
     model = copy.deepcopy(model).train()
+    if kind.endswith(' + compile'):
+        model.train_step = torch.compile(model.train_step)
+        kind = kind[:-len(' + compile')]
     optimizer = copy.deepcopy(dict(optimizer_cfg))
     optimizer['params'] = model.parameters()
     from mmengine.registry import OPTIMIZERS
@@ -100,15 +116,42 @@ def saved_bytes(model, wrapper, batch) -> int:
     return footprint.saved_bytes
 
 
-def benchmark(name: str, rounds: int, warmup: int) -> list:
+def ceiling_row(rounds: int = 30, n: int = 1024) -> str:
+    """Median time of an ``n`` x ``n`` x ``n`` matrix product in fp32 and
+    bf16, interleaved over ``rounds`` rounds, and their ratio."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    operands = {'fp32': (a, b), 'bf16': (a.bfloat16(), b.bfloat16())}
+    times = {kind: [] for kind in operands}
+    for _ in range(rounds + 1):
+        for kind, (x, y) in operands.items():
+            start = time.perf_counter()
+            x @ y
+            times[kind].append(time.perf_counter() - start)
+    # The first round is oneDNN's warm-up.
+    fp32, bf16 = (statistics.median(times[kind][1:]) for kind in operands)
+    flop = 2 * n**3
+    return (f'| matmul {n}x{n}x{n} | {flop / fp32 / 1e9:.0f} | '
+            f'{flop / bf16 / 1e9:.0f} | {fp32 / bf16:.2f}x |')
+
+
+def benchmark(name: str, rounds: int, warmup: int, kinds: tuple) -> list:
     model, optimizer_cfg, batch = build(name)
-    runs = {kind: variant(model, optimizer_cfg, kind) for kind in VARIANTS}
+    runs = {kind: variant(model, optimizer_cfg, kind) for kind in kinds}
+    warmup_s, failed = {}, {}
     for kind, (m, w) in runs.items():
-        for _ in range(warmup):
-            m.train_step(copy.copy(batch), w)
-    times = {kind: [] for kind in VARIANTS}
+        start = time.perf_counter()
+        try:
+            for _ in range(warmup):
+                m.train_step(copy.copy(batch), w)
+        except Exception as e:  # noqa: B902 (torch.compile's many errors)
+            if kind in VARIANTS:
+                raise
+            failed[kind] = f'{type(e).__name__}: {e}'.splitlines()[0][:120]
+        warmup_s[kind] = time.perf_counter() - start
+    kinds = tuple(k for k in kinds if k not in failed)
+    times = {kind: [] for kind in kinds}
     for r in range(rounds):
-        order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+        order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
         for kind in order:
             m, w = runs[kind]
             start = time.perf_counter()
@@ -117,12 +160,17 @@ def benchmark(name: str, rounds: int, warmup: int) -> list:
     memory = {kind: saved_bytes(*runs[kind], batch) for kind in VARIANTS}
     base = statistics.median(times['fp32'])
     rows = []
-    for kind in VARIANTS:
+    for kind in kinds:
         median = statistics.median(times[kind])
+        mem = (f'{memory[kind] / 2**20:.1f} | '
+               f'{memory[kind] / memory["fp32"]:.2f}'
+               if kind in memory else '- | -')
         rows.append(
             f'| {name} | {kind} | {median:.3f} | {min(times[kind]):.3f} | '
-            f'{base / median:.2f}x | {memory[kind] / 2**20:.1f} | '
-            f'{memory[kind] / memory["fp32"]:.2f} |')
+            f'{base / median:.2f}x | {mem} | {warmup_s[kind]:.0f} |')
+    for kind, error in failed.items():
+        rows.append(f'| {name} | {kind} | failed after '
+                    f'{warmup_s[kind]:.0f} s: {error} | | | | | |')
     return rows
 
 
@@ -135,6 +183,9 @@ def main(argv=None) -> None:
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads (default: torch\'s, one per '
                         'physical core)')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time fp32 and bf16 + channels_last with '
+                        'train_step compiled (torch.compile)')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -142,11 +193,16 @@ def main(argv=None) -> None:
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'{os.cpu_count()} logical CPUs, bf16: {reason}, load average '
           f'{os.getloadavg()[0]:.1f}')
+    print('\n| arithmetic | fp32 GFLOP/s | bf16 GFLOP/s | bf16 speed-up |')
+    print('| --- | --- | --- | --- |')
+    print(ceiling_row(), flush=True)
     print('\n| model | variant | median step (s) | fastest step (s) | '
-          'speed-up over fp32 | activation memory (MiB) | memory x fp32 |')
-    print('| --- | --- | --- | --- | --- | --- | --- |')
+          'speed-up over fp32 | activation memory (MiB) | memory x fp32 | '
+          'warm-up (s) |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    kinds = VARIANTS + COMPILED * args.compile
     for name in args.models:
-        for row in benchmark(name, args.rounds, args.warmup):
+        for row in benchmark(name, args.rounds, args.warmup, kinds):
             print(row, flush=True)
 
 

@@ -32,6 +32,21 @@ def tiny_seg_config() -> Path:
     return ROOT / 'tests' / 'data' / 'configs' / 'tiny_seg_synthetic.py'
 
 
+@pytest.fixture(scope='session')
+def tiny_seg_checkpoint(tiny_seg_config, tmp_path_factory) -> str:
+    """A checkpoint of the tiny segmentation config's model (seed 0)."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    cfg = Config.fromfile(str(tiny_seg_config))
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    path = tmp_path_factory.mktemp('ckpt') / 'model.pth'
+    torch.save({'state_dict': model.state_dict()}, path)
+    return str(path)
+
+
 def _load_module(path: Path, name: str):
     import importlib.util
     spec = importlib.util.spec_from_file_location(name, path)

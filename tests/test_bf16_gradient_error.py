@@ -2,8 +2,6 @@
 and tools/analysis_tools/bf16_gradient_error.py on a checkpoint."""
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
 from mmimb.analysis.precision import gradient_error, modules_in_fp32
@@ -86,21 +84,10 @@ def test_modules_in_fp32_restores_a_forward_set_on_the_instance():
     assert model[8].forward is own
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tiny_seg_config, tmp_path_factory):
-    cfg = Config.fromfile(str(tiny_seg_config))
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    path = tmp_path_factory.mktemp('ckpt') / 'model.pth'
-    torch.save({'state_dict': model.state_dict()}, path)
-    return str(path)
-
-
 def test_tool_on_a_segmentation_checkpoint(load_script, tiny_seg_config,
-                                           checkpoint, capsys):
+                                           tiny_seg_checkpoint, capsys):
     tool = load_script('tools/analysis_tools/bf16_gradient_error.py')
-    tool.main([str(tiny_seg_config), checkpoint, '--num-batches', '2',
+    tool.main([str(tiny_seg_config), tiny_seg_checkpoint, '--num-batches', '2',
                '--keep-fp32', 'Conv2d', '--channels-last'])
     lines = capsys.readouterr().out.splitlines()
     # mmengine's checkpoint loader prints a line first.
@@ -120,10 +107,11 @@ def test_tool_on_a_segmentation_checkpoint(load_script, tiny_seg_config,
     (['--num-batches', '0'], '--num-batches=0'),
 ])
 def test_tool_refuses_bad_input_in_one_line(load_script, tiny_seg_config,
-                                            checkpoint, argv, message):
+                                            tiny_seg_checkpoint, argv,
+                                            message):
     tool = load_script('tools/analysis_tools/bf16_gradient_error.py')
     with pytest.raises(ConfigError, match=message):
-        tool.main([str(tiny_seg_config), checkpoint, *argv])
+        tool.main([str(tiny_seg_config), tiny_seg_checkpoint, *argv])
 
 
 def test_tool_names_a_missing_checkpoint(load_script, tiny_seg_config,

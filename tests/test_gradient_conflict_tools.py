@@ -6,8 +6,6 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 
 from mmimb.analysis import gradient_conflict
 from mmimb.engine.config_check import ConfigError
@@ -23,24 +21,13 @@ def tool(name):
     return module
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tiny_seg_config, tmp_path_factory):
-    cfg = Config.fromfile(str(tiny_seg_config))
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    path = tmp_path_factory.mktemp('ckpt') / 'model.pth'
-    torch.save({'state_dict': model.state_dict()}, path)
-    return str(path)
-
-
 def test_offline_tool_on_a_segmentation_checkpoint(tiny_seg_config,
-                                                   checkpoint, tmp_path,
-                                                   capsys):
+                                                   tiny_seg_checkpoint,
+                                                   tmp_path, capsys):
     out = tmp_path / 'out'
     tool('gradient_conflict').main([
-        str(tiny_seg_config), checkpoint, '--num-batches', '2', '--out',
-        str(out)
+        str(tiny_seg_config), tiny_seg_checkpoint, '--num-batches', '2',
+        '--out', str(out)
     ])
     printed = capsys.readouterr().out
     assert 'conflict_fraction' in printed

@@ -10,7 +10,7 @@ import logging
 import os
 import os.path as osp
 import sys
-from typing import Any, Optional, Tuple
+from typing import Any, List, Tuple
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
@@ -146,51 +146,74 @@ def build_runner(cfg: Config, mode: str):
     return RUNNERS.build(cfg)
 
 
-def load_checkpoint_and_loader(config: str,
-                               checkpoint: str,
-                               split: str = 'train',
-                               seed: int = 0,
-                               cfg_options: Optional[dict] = None,
-                               device: str = 'cpu') -> Tuple[Any, Any]:
-    """The model of ``config`` with the weights of ``checkpoint``, and the
-    config's dataloader of ``split``, for tools that analyse a checkpoint.
+def add_checkpoint_args(parser: argparse.ArgumentParser,
+                        num_batches: int) -> None:
+    """The arguments of the tools that analyse a checkpoint on batches of a
+    config's dataloader (:func:`load_checkpoint_and_batches`)."""
+    import torch
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--num-batches', type=int, default=num_batches)
+    parser.add_argument(
+        '--split', choices=['train', 'val', 'test'], default='train',
+        help='dataloader whose batches are analysed')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the dataloader\'s sampler')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, as key=value pairs')
 
-    Args:
-        config (str): Config file.
-        checkpoint (str): Checkpoint file.
-        split (str): ``'train'``, ``'val'`` or ``'test'``.
-        seed (int): Seed of the dataloader's sampler.
-        cfg_options (dict, optional): Settings merged into the config.
-        device (str): Device of the model.
+
+def load_checkpoint_and_batches(
+        args: argparse.Namespace) -> Tuple[Any, Any, List[dict]]:
+    """The model of ``args.config`` with the weights of ``args.checkpoint``,
+    and ``args.num_batches`` batches of the config's dataloader of
+    ``args.split`` (the arguments of :func:`add_checkpoint_args`).
 
     Returns:
-        tuple: ``(model, dataloader)``.
+        tuple: ``(model, dataset, batches)``; fewer batches than asked for
+        (a small split) with a warning.
 
     Raises:
-        ConfigError: If a file does not exist, the config has no dataloader
-            of ``split`` or fails its checks.
+        ConfigError: If a file does not exist, ``--num-batches`` is not
+            positive, the config has no dataloader of the split, fails its
+            checks, or the split gives no batch.
     """
+    from itertools import islice
+
     from mmengine.registry import MODELS
     from mmengine.runner import Runner, load_checkpoint
 
     from .runner import resolve_config
-    if not osp.isfile(checkpoint):
-        raise ConfigError(f'checkpoint {checkpoint!r} does not exist')
+    if args.num_batches < 1:
+        raise ConfigError(f'--num-batches={args.num_batches}; expected a '
+                          'positive number')
+    if not osp.isfile(args.checkpoint):
+        raise ConfigError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = load_config(
-        config,
+        args.config,
         argparse.Namespace(local_rank=0, launcher='none', work_dir=None,
-                           threads=None, cfg_options=cfg_options))
-    loader_key = f'{split}_dataloader'
+                           threads=None, cfg_options=args.cfg_options))
+    loader_key = f'{args.split}_dataloader'
     if not cfg.get(loader_key):
         raise ConfigError(f'the config has no {loader_key} for --split '
-                          f'{split}')
-    init_default_scope(check_config(cfg,
-                                    'train' if split != 'test' else 'test'))
+                          f'{args.split}')
+    init_default_scope(
+        check_config(cfg, 'train' if args.split != 'test' else 'test'))
     cfg = resolve_config(cfg)
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu')
-    model.to(device)
-    return model, Runner.build_dataloader(cfg[loader_key], seed=seed)
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.to(args.device)
+    loader = Runner.build_dataloader(cfg[loader_key], seed=args.seed)
+    batches = list(islice(loader, args.num_batches))
+    if not batches:
+        raise ConfigError(f'the {args.split} set gave no batch')
+    if len(batches) < args.num_batches:
+        print(f'warning: the {args.split} set gave only {len(batches)} '
+              'batches')
+    return model, loader.dataset, batches
 
 
 def run_cli(main) -> None:

@@ -18,25 +18,22 @@ model's top-level parts (backbone, neck, head, ...), and their cosine.
 """
 import argparse
 import copy
-from itertools import islice
 from types import SimpleNamespace
 
 import torch
-from mmengine.config import DictAction
 from torch import nn
 
 from mmimb.analysis.precision import gradient_error, modules_in_fp32
 from mmimb.engine.config_check import ConfigError
 from mmimb.engine.hooks import ChannelsLastHook
-from mmimb.engine.launch import load_checkpoint_and_loader, run_cli
+from mmimb.engine.launch import (add_checkpoint_args,
+                                 load_checkpoint_and_batches, run_cli)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='bf16 against fp32 gradients of a checkpoint')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--num-batches', type=int, default=4)
+    add_checkpoint_args(parser, num_batches=4)
     parser.add_argument(
         '--keep-fp32', nargs='+', default=[], metavar='SPEC',
         help='variants with these module classes in fp32: each SPEC is '
@@ -44,13 +41,6 @@ def parse_args(argv=None):
     parser.add_argument(
         '--channels-last', action='store_true',
         help='run the bf16 variants in the channels-last memory format')
-    parser.add_argument('--split', choices=['train', 'val', 'test'],
-                        default='train')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings in the config, as key=value pairs')
     return parser.parse_args(argv)
 
 
@@ -90,18 +80,10 @@ def gradients(model: nn.Module, batches: list, bf16: bool, device: str):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.num_batches < 1:
-        raise ConfigError(f'--num-batches={args.num_batches}; expected a '
-                          'positive number')
-    model, loader = load_checkpoint_and_loader(
-        args.config, args.checkpoint, args.split, args.seed,
-        args.cfg_options, args.device)
+    model, _, batches = load_checkpoint_and_batches(args)
     variants = {'bf16': ()}
     variants.update({f'bf16, {spec} in fp32': module_types(spec, model)
                      for spec in args.keep_fp32})
-    batches = list(islice(loader, args.num_batches))
-    if not batches:
-        raise ConfigError(f'the {args.split} set gave no batch')
     model.train()
     state = copy.deepcopy(model.state_dict())
     rng = torch.get_rng_state()

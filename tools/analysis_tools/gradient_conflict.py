@@ -18,25 +18,19 @@ the summary.
 """
 import argparse
 import os.path as osp
-from itertools import islice
-
-import torch
-from mmengine.config import DictAction
 
 from mmimb.analysis import conflict_matrix
 from mmimb.analysis.class_gradients import MODES, NORM_STATS
 from mmimb.analysis.plot import load_results, plot_heatmap, plot_layers
-from mmimb.engine.config_check import ConfigError
 from mmimb.engine.gradient_probe import ProbeLoss, class_names
-from mmimb.engine.launch import load_checkpoint_and_loader, run_cli
+from mmimb.engine.launch import (add_checkpoint_args,
+                                 load_checkpoint_and_batches, run_cli)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Gradient Conflict Matrix of a checkpoint')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--num-batches', type=int, default=1)
+    add_checkpoint_args(parser, num_batches=1)
     parser.add_argument('--mode', choices=MODES, default='fast')
     parser.add_argument('--out', help='output folder')
     parser.add_argument(
@@ -53,36 +47,15 @@ def parse_args(argv=None):
         help='BatchNorm with its running statistics, or with the batch\'s '
         '(as in training; classification then costs one backward per '
         'class)')
-    parser.add_argument(
-        '--split', choices=['train', 'val', 'test'], default='train',
-        help='dataloader whose batches are analysed')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the sampler (and of the sketch)')
-    parser.add_argument('--sketch-dim', type=int, default=4096)
-    parser.add_argument(
-        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings in the config, as key=value pairs')
+    parser.add_argument('--sketch-dim', type=int, default=4096,
+                        help='the sketch\'s dimension (seeded by --seed)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.num_batches < 1:
-        raise ConfigError(f'--num-batches={args.num_batches}; expected a '
-                          'positive number')
-    model, loader = load_checkpoint_and_loader(
-        args.config, args.checkpoint, args.split, args.seed,
-        args.cfg_options, args.device)
-    names = class_names(loader.dataset)
-
-    batches = list(islice(loader, args.num_batches))
-    if not batches:
-        raise ConfigError(f'the {args.split} set gave no batch')
-    if len(batches) < args.num_batches:
-        print(f'warning: the {args.split} set gave only {len(batches)} '
-              'batches')
+    model, dataset, batches = load_checkpoint_and_batches(args)
+    names = class_names(dataset)
     if args.norm_stats == 'batch':
         model.train()
     loss = ProbeLoss(None if args.loss == 'model' else args.loss)
