@@ -54,7 +54,11 @@ def _load_module(path: Path, name: str):
     # Registered, so that pickle finds the module's functions by name when
     # a script hands them to worker processes (multiprocessing.Pool).
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 
@@ -68,7 +72,10 @@ def _load_test_module(name: str):
 def load_script():
     """``load_script('tools/repro/gpu_pack.py')``: a script of the
     repository (tools/ and benchmarks/ are not packages) as a module."""
-    return lambda path: _load_module(ROOT / path, Path(path).stem)
+    # A name of its own per path: benchmarks/ and tools/ share file names.
+    return lambda path: _load_module(
+        ROOT / path, 'mmimb_script_' + str(Path(path).with_suffix(''))
+        .replace('/', '_').replace('-', '_'))
 
 
 @pytest.fixture(scope='session')

@@ -75,6 +75,27 @@ def test_modules_in_fp32_match_fp32_and_are_restored():
     assert grads(model, x, y, True)[0] == torch.bfloat16
 
 
+class ListHead(nn.Module):
+    """Takes its features as a list and a keyword, as decode heads do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, feats, scale=None):
+        return self.conv(feats[0]) * scale['value']
+
+
+def test_modules_in_fp32_casts_tensors_in_lists_and_keywords():
+    head = ListHead()
+    x = torch.randn(1, 3, 4, 4).bfloat16()
+    scale = dict(value=torch.ones(()).bfloat16())
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert head([x], scale=scale).dtype == torch.bfloat16
+        with modules_in_fp32(head, (ListHead, )):
+            assert head([x], scale=scale).dtype == torch.float32
+
+
 def test_modules_in_fp32_restores_a_forward_set_on_the_instance():
     model = toy()
     own = model[8].forward
@@ -84,22 +105,38 @@ def test_modules_in_fp32_restores_a_forward_set_on_the_instance():
     assert model[8].forward is own
 
 
+def tool_rows(tool, capsys, *argv) -> dict:
+    """The tool's table: ``{variant: [modules, loss, all, ..., cosine]}``."""
+    tool.main(list(argv))
+    lines = capsys.readouterr().out.splitlines()
+    # mmengine's checkpoint loader prints a line first.
+    first = [line.startswith('2 batches of the train set; fp32 loss')
+             for line in lines].index(True)
+    return {line.split(' | ')[0][2:]: line.strip('| ').split(' | ')[1:]
+            for line in lines[first + 3:]}
+
+
 def test_tool_on_a_segmentation_checkpoint(load_script, tiny_seg_config,
                                            tiny_seg_checkpoint, capsys):
     tool = load_script('tools/analysis_tools/bf16_gradient_error.py')
-    tool.main([str(tiny_seg_config), tiny_seg_checkpoint, '--num-batches', '2',
-               '--keep-fp32', 'Conv2d', '--channels-last'])
-    lines = capsys.readouterr().out.splitlines()
-    # mmengine's checkpoint loader prints a line first.
-    lines = lines[[line.startswith('2 batches of the train set; fp32 loss')
-                   for line in lines].index(True):]
-    rows = {line.split(' | ')[0][2:]: line.strip('| ').split(' | ')
-            for line in lines[3:]}
+    config = str(tiny_seg_config)
+    rows = tool_rows(tool, capsys, config, tiny_seg_checkpoint,
+                     '--num-batches', '2', '--keep-fp32', 'Conv2d',
+                     '--channels-last')
     assert list(rows) == ['bf16', 'bf16, Conv2d in fp32']
-    assert int(rows['bf16'][1]) == 0 and int(rows['bf16, Conv2d in fp32'][1])
-    for row in rows.values():
-        error, cosine = float(row[3]), float(row[-1])
-        assert 0 < error < 1 and 0.5 < cosine <= 1
+    # mmcv's Conv2d (a subclass of torch's) and torch's, all of them.
+    assert int(rows['bf16'][0]) == 0
+    assert int(rows['bf16, Conv2d in fp32'][0]) == 13
+    errors = {name: float(row[2]) for name, row in rows.items()}
+    assert 0 < errors['bf16, Conv2d in fp32'] < errors['bf16'] < 1
+    assert all(0.5 < float(row[-1]) <= 1 for row in rows.values())
+    # The whole model in fp32, same layout: the fp32 computation itself,
+    # dropout masks included.
+    rows = tool_rows(tool, capsys, config, tiny_seg_checkpoint,
+                     '--num-batches', '2', '--keep-fp32', 'EncoderDecoder',
+                     '--cfg-options', 'model.backbone.drop_rate=0.5')
+    row = rows['bf16, EncoderDecoder in fp32']
+    assert int(row[0]) == 1 and float(row[2]) == 0 and float(row[-1]) == 1
 
 
 @pytest.mark.parametrize('argv, message', [

@@ -1,6 +1,7 @@
 """How far bf16 autocast moves a model's gradients from fp32's, and which
 modules to keep in fp32 (plain PyTorch)."""
 from contextlib import contextmanager
+from itertools import chain
 from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple, Type
 
 import torch
@@ -11,8 +12,9 @@ from torch import Tensor, nn
 def modules_in_fp32(model: nn.Module,
                     types: Tuple[Type[nn.Module], ...]) -> Iterator[int]:
     """Run the submodules of ``model`` that are instances of ``types`` in
-    fp32 under autocast: their floating-point tensor arguments are cast to
-    fp32 and autocast is off inside them, so their outputs are fp32 too.
+    fp32 under autocast: their fp16 and bf16 tensor arguments (also inside
+    lists, tuples and dicts) are cast to fp32 and autocast is off inside
+    them for the device of their parameters, so their outputs are fp32.
 
     This is what mmcv 1.x's ``wrap_fp16_model`` did for normalisation layers
     (``patch_norm_fp32``), for any module type.
@@ -29,7 +31,7 @@ def modules_in_fp32(model: nn.Module,
     # A forward already set on an instance (another patch) is restored.
     own = [m.__dict__.get('forward') for m in patched]
     for module in patched:
-        module.forward = _fp32_forward(module.forward)
+        module.forward = _fp32_forward(module)
     try:
         yield len(patched)
     finally:
@@ -40,22 +42,32 @@ def modules_in_fp32(model: nn.Module,
                 module.forward = forward
 
 
-def _fp32_forward(forward):
+def _fp32_forward(module: nn.Module):
+    forward = module.forward
 
     def fp32(*args, **kwargs):
-        device = next((a.device.type for a in args if torch.is_tensor(a)),
-                      'cpu')
-        args = [_to_fp32(a) for a in args]
-        kwargs = {k: _to_fp32(v) for k, v in kwargs.items()}
+        first = next(chain(module.parameters(),
+                           (a for a in args if torch.is_tensor(a))), None)
+        device = first.device.type if first is not None else 'cpu'
         with torch.autocast(device, enabled=False):
-            return forward(*args, **kwargs)
+            return forward(*_to_fp32(args), **_to_fp32(kwargs))
 
     return fp32
 
 
 def _to_fp32(value):
-    if torch.is_tensor(value) and value.is_floating_point():
-        return value.float()
+    """``value`` with its fp16 and bf16 tensors cast to fp32, in lists,
+    tuples and dicts too (other dtypes, fp64 included, are kept)."""
+    if torch.is_tensor(value):
+        if value.dtype in (torch.float16, torch.bfloat16):
+            return value.float()
+        return value
+    if isinstance(value, tuple) and hasattr(value, '_fields'):
+        return type(value)(*map(_to_fp32, value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_to_fp32, value))
+    if isinstance(value, dict):
+        return {k: _to_fp32(v) for k, v in value.items()}
     return value
 
 

@@ -11,8 +11,9 @@ summed losses are taken once in fp32 (the reference) and once per variant
 under ``torch.autocast(dtype=torch.bfloat16)``: plain bf16, and for each
 ``--keep-fp32`` SPEC (module class names joined by commas, for example
 ``BatchNorm2d`` or ``BatchNorm2d,Linear``) bf16 with those modules in fp32
-(mmimb.analysis.precision.modules_in_fp32). Every variant starts from the
-same weights and random state. Prints, per variant, the loss and the
+(mmimb.analysis.precision.modules_in_fp32). Every variant has the same
+weights and random state (CPU and device); on CUDA the reference
+is true fp32 (TF32 off). Prints, per variant, the loss and the
 relative error ``||g - g_fp32|| / ||g_fp32||`` of all gradients and of the
 model's top-level parts (backbone, neck, head, ...), and their cosine.
 """
@@ -47,18 +48,34 @@ def parse_args(argv=None):
 def module_types(spec: str, model: nn.Module) -> tuple:
     """The module classes named in ``spec`` (comma-separated), looked up
     among the model's own modules' classes and torch.nn."""
-    known = {type(m).__name__: type(m) for m in model.modules()}
     types = []
     for name in filter(None, spec.split(',')):
-        cls = known.get(name, getattr(nn, name, None))
-        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        # Every class of that name: mmcv's Conv2d subclasses torch's, and a
+        # model may hold both.
+        found = {type(m) for m in model.modules() if type(m).__name__ == name}
+        cls = getattr(nn, name, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            found.add(cls)
+        if not found:
             raise ConfigError(
                 f'--keep-fp32 {spec!r}: {name!r} is neither a module class '
                 'of the model nor of torch.nn')
-        types.append(cls)
+        types.extend(sorted(found, key=lambda c: c.__module__))
     if not types:
         raise ConfigError(f'--keep-fp32 {spec!r}: expected class names')
     return tuple(types)
+
+
+def random_state(device: str, state=None):
+    """The random state of the CPU and of ``device`` (dropout, drop-path);
+    with ``state``, restore it."""
+    accelerator = getattr(torch, device) if device != 'cpu' else None
+    if state is None:
+        return (torch.get_rng_state(),
+                accelerator.get_rng_state() if accelerator else None)
+    torch.set_rng_state(state[0])
+    if accelerator:
+        accelerator.set_rng_state(state[1])
 
 
 def gradients(model: nn.Module, batches: list, bf16: bool, device: str):
@@ -84,10 +101,14 @@ def main(argv=None):
     variants = {'bf16': ()}
     variants.update({f'bf16, {spec} in fp32': module_types(spec, model)
                      for spec in args.keep_fp32})
+    # Batch statistics, and no optimizer step: the weights stay as loaded.
     model.train()
-    state = copy.deepcopy(model.state_dict())
-    rng = torch.get_rng_state()
     device = torch.device(args.device).type
+    if device == 'cuda':
+        # The reference in true fp32, not TF32 (cuDNN's default).
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    rng = random_state(device)
     loss32, reference = gradients(model, batches, False, device)
     groups = sorted({name.split('.')[0] for name in reference})
     print(f'{len(batches)} batches of the {args.split} set; fp32 loss '
@@ -99,9 +120,7 @@ def main(argv=None):
     if args.channels_last:
         ChannelsLastHook().before_run(SimpleNamespace(model=model))
     for name, types in variants.items():
-        # load_state_dict copies into the parameters, keeping their layout.
-        model.load_state_dict(state)
-        torch.set_rng_state(rng)
+        random_state(device, rng)
         with modules_in_fp32(model, types) as kept:
             loss, grads = gradients(model, batches, True, device)
         error = gradient_error(reference, grads, groups)
