@@ -1,6 +1,5 @@
 """The dataset converters on fixtures of their source formats and on the real
 EBHI-Seg sample: labels pixel by pixel, split rules, resumption, errors."""
-import importlib.util
 import json
 import os
 import re
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from toolrun import check_ok, run_tool
 
 from mmimb.datasets import conversion
 from mmimb.datasets.bcss import DEFAULT_GROUPING, TEST_SITES, convert_bcss
@@ -19,7 +19,6 @@ from mmimb.datasets.crag import convert_crag
 from mmimb.datasets.ebhi_seg import (EBHI_CATEGORIES, convert_ebhi_seg,
                                      ebhi_tasks)
 
-ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ('train', 'val', 'test')
 
 
@@ -36,12 +35,9 @@ def all_files(folder: Path) -> dict:
     }
 
 
-def tool(name: str):
-    path = ROOT / 'tools' / 'dataset_converters' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'converter_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def tool(load_script):
+    return lambda name: load_script(f'tools/dataset_converters/{name}.py')
 
 
 # ---------------------------------------------------------------- helpers
@@ -269,7 +265,7 @@ def test_ebhi_case_in_two_categories_gets_one_split(tmp_path,
         assert all(len(s) == 1 for s in case_split.values()), seed
 
 
-def test_ebhi_real_sample(tmp_path, shared_data):
+def test_ebhi_real_sample(tool, tmp_path, shared_data):
     release = shared_data / 'ebhi_seg_sample' / 'EBHI-SEG'
     out = tmp_path / 'out'
     summary = tool('ebhi_seg').main([str(release), '-o', str(out)]) or \
@@ -485,7 +481,7 @@ def test_crag_and_ebhi_errors(tmp_path, dataset_fixtures):
         convert_ebhi_seg(str(ebhi), str(tmp_path / 'o3'), progress=False)
 
 
-def test_cli_reports_errors_in_one_line(tmp_path, capsys):
+def test_cli_reports_errors_in_one_line(tool, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         tool('crag').run_converter_cli(
             lambda: tool('crag').main([str(tmp_path), '-o',
@@ -504,21 +500,16 @@ def test_workers_give_the_same_output(tmp_path, dataset_fixtures):
 
 
 def test_bcss_command_line_as_a_user_runs_it(tmp_path, dataset_fixtures):
-    toolrun = importlib.util.spec_from_file_location(
-        'toolrun', ROOT / 'tests' / 'toolrun.py')
-    module = importlib.util.module_from_spec(toolrun)
-    toolrun.loader.exec_module(module)
     release = dataset_fixtures.write_bcss_release(tmp_path / 'src')
     out = tmp_path / 'out'
-    result = module.run_tool('tools/dataset_converters/bcss.py',
-                             tmp_path / 'src', '-o', out, '--tile-size', '64',
-                             '--workers', '2')
-    module.check_ok(result)
+    result = run_tool('tools/dataset_converters/bcss.py', tmp_path / 'src',
+                      '-o', out, '--tile-size', '64', '--workers', '2')
+    check_ok(result)
     assert 'bcss: ' in result.stdout and 'converting bcss' in result.stderr
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['options']['tile_size'] == 64
     assert summary['images_total'] > len(dataset_fixtures.BCSS_ROIS)
-    failed = module.run_tool('tools/dataset_converters/bcss.py',
-                             release / 'masks', '-o', tmp_path / 'o2')
+    failed = run_tool('tools/dataset_converters/bcss.py', release / 'masks',
+                      '-o', tmp_path / 'o2')
     assert failed.returncode == 2
     assert failed.stderr.startswith('error: ') and 'masks' in failed.stderr

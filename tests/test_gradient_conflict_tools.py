@@ -1,8 +1,5 @@
 """The offline gradient conflict tool on a checkpoint, and the plot tool on
 what the hook and the tool saved."""
-import importlib.util
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
@@ -10,18 +7,13 @@ import torch
 from mmimb.analysis import gradient_conflict
 from mmimb.engine.config_check import ConfigError
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+@pytest.fixture
+def tool(load_script):
+    return lambda name: load_script(f'tools/analysis_tools/{name}.py')
 
 
-def tool(name):
-    path = osp.join(ROOT, 'tools', 'analysis_tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_offline_tool_on_a_segmentation_checkpoint(tiny_seg_config,
+def test_offline_tool_on_a_segmentation_checkpoint(tool, tiny_seg_config,
                                                    tiny_seg_checkpoint,
                                                    tmp_path, capsys):
     out = tmp_path / 'out'
@@ -43,13 +35,15 @@ def test_offline_tool_on_a_segmentation_checkpoint(tiny_seg_config,
         assert len(data['class_names']) == 5
 
 
-def test_offline_tool_names_a_missing_checkpoint(tiny_seg_config, tmp_path):
+def test_offline_tool_names_a_missing_checkpoint(tool, tiny_seg_config,
+                                                 tmp_path):
     with pytest.raises(ConfigError, match='does not exist'):
         tool('gradient_conflict').main(
             [str(tiny_seg_config), str(tmp_path / 'none.pth')])
 
 
-def test_plot_tool_draws_heatmaps_layers_and_evolution(tmp_path, capsys):
+def test_plot_tool_draws_heatmaps_layers_and_evolution(tool, tmp_path,
+                                                       capsys):
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(),
@@ -77,7 +71,7 @@ def test_plot_tool_draws_heatmaps_layers_and_evolution(tmp_path, capsys):
             [str(tmp_path), '--class-names', 'a', 'b'])
 
 
-def test_plot_tool_compares_runs_one_curve_each(tmp_path, capsys):
+def test_plot_tool_compares_runs_one_curve_each(tool, tmp_path, capsys):
     """Two runs analysed at different iterations: one curve per run, each
     over its own iterations, not one list merged by iteration."""
     from mmimb.analysis.plot import load_results, plot_runs

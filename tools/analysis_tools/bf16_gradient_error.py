@@ -3,7 +3,8 @@ whether keeping some module types in fp32 brings them closer.
 
     python tools/analysis_tools/bf16_gradient_error.py CONFIG CHECKPOINT
         [--num-batches 4] [--keep-fp32 SPEC ...] [--channels-last]
-        [--split train] [--seed 0] [--device cpu] [--cfg-options k=v ...]
+        [--split train] [--seed 0] [--device cuda|cpu]
+        [--cfg-options k=v ...]
 
 The model runs in training mode (batch statistics, as in training) on
 ``--num-batches`` batches of the config's dataloader; the gradients of the
